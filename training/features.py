@@ -1,0 +1,82 @@
+"""The first step of every pipeline: raw records in, typed and engineered columns out.
+
+This class is pickled inside the registered pipeline, so the service unpickles it too:
+keep this module light (no MLflow, no plotting).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from training.spec import DatasetSpec, canonical_value
+
+
+class SpecFeatures(TransformerMixin, BaseEstimator):
+    """Selects the spec's raw features (in spec order), fixes their types and adds engineered ones.
+
+    Column order and spelling of categories (3, 3.0, "3") do not matter to the pipeline.
+    """
+
+    def __init__(
+        self,
+        numeric: tuple[str, ...] = (),
+        categorical: tuple[str, ...] = (),
+        engineered: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.engineered = engineered
+
+    @classmethod
+    def from_spec(cls, spec: DatasetSpec) -> SpecFeatures:
+        return cls(
+            numeric=tuple(f.name for f in spec.features if f.type != "categorical"),
+            categorical=tuple(f.name for f in spec.features if f.type == "categorical"),
+            engineered=tuple(e.model_dump() | {"labels": e.bin_labels} for e in spec.engineered_features),
+        )
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> SpecFeatures:
+        self._check_columns(X)
+        self.n_features_in_ = len(self.numeric) + len(self.categorical)
+        return self
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("SpecFeatures expects a pandas DataFrame of raw records")
+        missing = [c for c in (*self.numeric, *self.categorical) if c not in X.columns]
+        if missing:
+            raise KeyError(f"input is missing feature column(s): {missing}")
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        self._check_columns(X)
+        out = pd.DataFrame(index=X.index)
+        for name in self.numeric:
+            out[name] = pd.to_numeric(X[name], errors="coerce").astype("float64")
+        for name in self.categorical:
+            out[name] = X[name].map(canonical_value).astype("object")
+            out[name] = out[name].where(out[name].notna(), np.nan)
+        for eng in self.engineered:
+            out[eng["name"]] = _engineer(out, eng)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        names = [*self.numeric, *self.categorical, *(e["name"] for e in self.engineered)]
+        return np.asarray(names, dtype=object)
+
+
+def _engineer(frame: pd.DataFrame, eng: dict[str, Any]) -> pd.Series:
+    first = frame[eng["inputs"][0]]
+    if eng["kind"] == "bins":
+        binned = pd.cut(first, bins=eng["edges"], labels=eng["labels"], include_lowest=True)
+        return binned.astype("object").where(binned.notna(), np.nan)
+    second = frame[eng["inputs"][1]]
+    if eng["kind"] == "ratio":
+        # A zero denominator gives a missing value, which the imputer fills.
+        return first / second.where(second != 0)
+    if eng["kind"] == "product":
+        return first * second
+    return first - second
