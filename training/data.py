@@ -74,10 +74,14 @@ def read_raw(spec: DatasetSpec, data: str | Path | None = None) -> tuple[pd.Data
     return frame.rename(columns=source.rename), location
 
 
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _examples(values: pd.Series) -> str:
-    shown = ", ".join(repr(v) if isinstance(v, str) else f"{v:g}" if isinstance(v, float) else str(v)
-                      for v in values.head(MAX_EXAMPLES).tolist())
-    return f"e.g. {shown}"
+    return "e.g. " + ", ".join(_show(v) for v in values.head(MAX_EXAMPLES).tolist())
 
 
 def _bound(value: float | None, default: str) -> str:

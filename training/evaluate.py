@@ -8,15 +8,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # no display: plots only go to files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics  # noqa: E402
-from sklearn.calibration import CalibrationDisplay  # noqa: E402
-from sklearn.inspection import permutation_importance  # noqa: E402
-from sklearn.metrics import make_scorer  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.calibration import CalibrationDisplay
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import make_scorer
 
-from training.spec import DatasetSpec  # noqa: E402
+from training.spec import DatasetSpec
 
 
 def _positive_auc(y_true: Any, y_score: Any, *, pos_label: str) -> float:
@@ -60,7 +60,9 @@ def positive_scores(model: Any, X: pd.DataFrame, spec: DatasetSpec) -> np.ndarra
     return model.predict_proba(X)[:, classes.index(spec.target.positive_class)]
 
 
-def holdout_metrics(model: Any, X: pd.DataFrame, y: pd.Series, spec: DatasetSpec) -> dict[str, float]:
+def holdout_metrics(
+    model: Any, X: pd.DataFrame, y: pd.Series, spec: DatasetSpec
+) -> dict[str, float]:
     """Every metric of the task on the hold-out rows."""
     if spec.task == "regression":
         pred = model.predict(X)

@@ -36,7 +36,9 @@ class SpecFeatures(TransformerMixin, BaseEstimator):
         return cls(
             numeric=tuple(f.name for f in spec.features if f.type != "categorical"),
             categorical=tuple(f.name for f in spec.features if f.type == "categorical"),
-            engineered=tuple(e.model_dump() | {"labels": e.bin_labels} for e in spec.engineered_features),
+            engineered=tuple(
+                e.model_dump() | {"labels": e.bin_labels} for e in spec.engineered_features
+            ),
         )
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> SpecFeatures:

@@ -57,7 +57,7 @@ def build_preprocessor(spec: DatasetSpec) -> Pipeline:
         ))
     return Pipeline([
         ("features", SpecFeatures.from_spec(spec)),
-        ("columns", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)),
+        ("columns", ColumnTransformer(transformers, verbose_feature_names_out=False)),
     ])
 
 

@@ -243,9 +243,10 @@ def promotion_decision(
     try:
         champion = mlflow.sklearn.load_model(f"models:/{spec.model_name}@{registry.CHAMPION}")
         old = selection_score(champion, split.X_test, split.y_test, spec)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not comparable"
-        return False, (f"the current champion (version {current.version}) cannot be scored on "
-                       f"this data ({type(exc).__name__}: {exc}); use --force-promote to replace it")
+    except Exception as exc:  # any failure means "not comparable", never a crash
+        return False, (f"the current champion (version {current.version}) cannot be scored "
+                       f"on this data ({type(exc).__name__}: {exc}); use --force-promote "
+                       "to replace it")
     margin = config.promotion.min_improvement
     if is_better(new, old, spec, margin):
         return True, (f"hold-out {metric} {new:.4f} beats champion version {current.version}'s "

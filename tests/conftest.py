@@ -1,0 +1,44 @@
+"""Shared fixtures. Every test runs against temporary MLflow and BentoML stores."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# BentoML reads BENTOML_HOME when it is first imported: point it at a temporary store
+# before any test module imports it.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="tabular-serving-tests-"))
+os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_HOME / 'mlflow.db'}"
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import pytest  # noqa: E402
+
+from training.config import TrainingConfig, load_training_config  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CLEVELAND = FIXTURES / "heart" / "processed.cleveland.data"
+
+
+@pytest.fixture
+def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty MLflow store for one test (BentoML's store is per session)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def small_config(**overrides: object) -> TrainingConfig:
+    """The real training config with small searches, so tests train in seconds."""
+    config = load_training_config().model_dump()
+    for candidates in config["candidates"].values():
+        for candidate in candidates:
+            candidate["search"] = {k: v[:1] for k, v in candidate["search"].items()}
+            if "n_estimators" in candidate["params"]:
+                candidate["params"]["n_estimators"] = 30
+            if "max_iter" in candidate["params"] and "Gradient" in candidate["estimator"]:
+                candidate["params"]["max_iter"] = 50
+    config.update(cv_folds=3, permutation_repeats=2, n_jobs=1, reference_sample_size=50)
+    config.update(overrides)
+    return TrainingConfig.model_validate(config)
