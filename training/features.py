@@ -55,30 +55,39 @@ class SpecFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         self._check_columns(X)
-        out = pd.DataFrame(index=X.index)
-        for name in self.numeric:
-            out[name] = pd.to_numeric(X[name], errors="coerce").astype("float64")
+        # Columns are gathered in a dict and framed once: inserting them one by one into a
+        # DataFrame costs more than the model itself on small batches.
+        columns: dict[str, Any] = {}
+        numeric = list(self.numeric)
+        try:
+            values = X[numeric].to_numpy(dtype="float64", na_value=np.nan)
+            columns.update({name: values[:, i] for i, name in enumerate(numeric)})
+        except (TypeError, ValueError):
+            for name in numeric:
+                columns[name] = pd.to_numeric(X[name], errors="coerce").to_numpy("float64")
         for name in self.categorical:
-            out[name] = X[name].map(canonical_value).astype("object")
-            out[name] = out[name].where(out[name].notna(), np.nan)
+            columns[name] = np.array(
+                [np.nan if v is None else v for v in map(canonical_value, X[name])], dtype=object
+            )
         for eng in self.engineered:
-            out[eng["name"]] = _engineer(out, eng)
-        return out
+            columns[eng["name"]] = _engineer(columns, eng)
+        return pd.DataFrame(columns, index=X.index)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         names = [*self.numeric, *self.categorical, *(e["name"] for e in self.engineered)]
         return np.asarray(names, dtype=object)
 
 
-def _engineer(frame: pd.DataFrame, eng: dict[str, Any]) -> pd.Series:
-    first = frame[eng["inputs"][0]]
+def _engineer(columns: dict[str, np.ndarray], eng: dict[str, Any]) -> np.ndarray:
+    first = columns[eng["inputs"][0]]
     if eng["kind"] == "bins":
         binned = pd.cut(first, bins=eng["edges"], labels=eng["labels"], include_lowest=True)
-        return binned.astype("object").where(binned.notna(), np.nan)
-    second = frame[eng["inputs"][1]]
+        return np.array([np.nan if pd.isna(v) else v for v in binned], dtype=object)
+    second = columns[eng["inputs"][1]]
     if eng["kind"] == "ratio":
         # A zero denominator gives a missing value, which the imputer fills.
-        return first / second.where(second != 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return first / np.where(second != 0, second, np.nan)
     if eng["kind"] == "product":
         return first * second
     return first - second

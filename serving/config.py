@@ -1,0 +1,64 @@
+"""Serving configuration (configs/serving.yaml), validated on load; env vars choose the model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskThresholds(StrictModel):
+    medium: float = Field(default=0.3, gt=0.0, lt=1.0)
+    high: float = Field(default=0.7, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskThresholds:
+        if self.medium >= self.high:
+            raise ValueError("risk_thresholds.medium must be below risk_thresholds.high")
+        return self
+
+    def level(self, probability: float) -> str:
+        if probability >= self.high:
+            return "high"
+        return "medium" if probability >= self.medium else "low"
+
+
+class BatchingConfig(StrictModel):
+    max_batch_size: int = Field(default=64, ge=2, le=10_000)
+    max_latency_ms: int = Field(default=10_000, ge=1)
+
+
+class ServingConfig(StrictModel):
+    model_name: str
+    max_batch_records: int = Field(default=1000, ge=1)
+    risk_thresholds: RiskThresholds = RiskThresholds()
+    batching: BatchingConfig = BatchingConfig()
+    api_workers: int = Field(default=1, ge=1)
+    model_workers: int = Field(default=1, ge=1)
+    timeout_s: float = Field(default=30, gt=0)
+
+    @property
+    def model_tag(self) -> str:
+        """The BentoML tag to serve: MODEL_TAG, else MODEL_NAME or model_name at :latest."""
+        if tag := os.environ.get("MODEL_TAG"):
+            return tag
+        name = os.environ.get("MODEL_NAME") or self.model_name
+        return name if ":" in name else f"{name}:latest"
+
+
+def load_serving_config(path: str | Path | None = None) -> ServingConfig:
+    path = Path(path or os.environ.get("SERVING_CONFIG") or DEFAULT_CONFIG)
+    try:
+        return ServingConfig.model_validate(yaml.safe_load(path.read_text()))
+    except FileNotFoundError as exc:
+        raise ValueError(f"{path}: no such serving config") from exc
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"{path}: invalid serving config:\n{exc}") from exc

@@ -1,0 +1,103 @@
+"""The service's own Prometheus metrics, beside BentoML's request and batching metrics.
+
+Defined at import so every worker process registers them; BentoML merges workers' values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from bentoml.metrics import Counter, Histogram
+
+PREDICTIONS = Counter(
+    name="tabular_predictions_total",
+    documentation="Records scored, by model, version and predicted class ('value' for regressors)",
+    labelnames=["model_name", "model_version", "predicted_class"],
+)
+CONFIDENCE = Histogram(
+    name="tabular_prediction_confidence",
+    documentation="Probability of the predicted class (classifiers)",
+    labelnames=["model_name", "model_version"],
+    buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+VALIDATION_FAILURES = Counter(
+    name="tabular_validation_failures_total",
+    documentation="Rejected request fields, by endpoint, field and rule broken",
+    labelnames=["endpoint", "field", "rule"],
+)
+MODEL_CALL_SECONDS = Histogram(
+    name="tabular_model_call_seconds",
+    documentation="Time spent in the pipeline per model call (one call scores a batch)",
+    labelnames=["model_name", "model_version"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+MODEL_CALL_ROWS = Histogram(
+    name="tabular_model_call_rows",
+    documentation="Rows scored per model call: > 1 means batching works",
+    labelnames=["model_name", "model_version"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+
+
+def predicted_value_histogram(buckets: Iterable[float]) -> Any:
+    return Histogram(
+        name="tabular_predicted_value",
+        documentation="Predicted value (regressors); buckets from the training target's quantiles",
+        labelnames=["model_name", "model_version"],
+        buckets=tuple(sorted(set(buckets))),
+    )
+
+
+def _field_of(loc: list[Any], fields: set[str]) -> str:
+    named = [str(part) for part in loc if str(part) in fields]
+    return named[-1] if named else ".".join(str(p) for p in loc) or "body"
+
+
+class ValidationMetricsMiddleware:
+    """Counts the fields named in 400 answers of the prediction endpoints.
+
+    BentoML validates the body before our code runs, so its answer is the only place the
+    failed fields are known.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], paths: set[str],
+                 fields: set[str]) -> None:
+        self.app = app
+        self.paths = paths
+        self.fields = fields
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        body: list[bytes] = []
+
+        async def capture(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and 400 <= status < 500:
+                body.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        if 400 <= status < 500:
+            self.count(scope["path"], b"".join(body))
+
+    def count(self, path: str, body: bytes) -> None:
+        try:
+            detail = json.loads(body).get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        if not isinstance(detail, list) or not detail:
+            VALIDATION_FAILURES.labels(endpoint=path, field="body", rule="malformed").inc()
+            return
+        for error in detail:
+            VALIDATION_FAILURES.labels(
+                endpoint=path,
+                field=_field_of(list(error.get("loc", [])), self.fields),
+                rule=str(error.get("type", "invalid")),
+            ).inc()

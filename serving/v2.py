@@ -1,0 +1,125 @@
+"""The Open Inference Protocol (KServe/MLServer/Triton "V2" REST): request/response shapes.
+
+One input tensor per feature (shape [N]); outputs `predict` ([N]) and, for classifiers,
+`predict_proba` ([N, classes], row-major).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from training.spec import DatasetSpec
+
+Datatype = Literal["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
+                   "UINT64", "FP16", "FP32", "FP64", "BYTES"]
+
+
+class InferInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    shape: list[int] = Field(min_length=1, max_length=2)
+    datatype: Datatype
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class InferOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    data: list[Any]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    outputs: list[InferOutput]
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    if data and isinstance(data[0], list):
+        return [item for row in data for item in row]
+    return data
+
+
+def records_from_inputs(
+    spec: DatasetSpec, request: InferRequest, max_records: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Records from one tensor per feature, and errors shaped like Pydantic's."""
+    errors: list[dict[str, Any]] = []
+    by_name = {i.name: i for i in request.inputs}
+    names = set(spec.feature_names)
+    for name in sorted(set(by_name) - names):
+        errors.append({"loc": ["inputs", name], "type": "extra_forbidden",
+                       "msg": f"unknown input '{name}'; inputs are the features {sorted(names)}"})
+    lengths = set()
+    columns: dict[str, list[Any]] = {}
+    for name, tensor in by_name.items():
+        if name not in names:
+            continue
+        data = _flatten(tensor.data)
+        if tensor.shape[0] != len(data) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
+            errors.append({"loc": ["inputs", name, "shape"], "type": "shape_mismatch",
+                           "msg": f"shape {tensor.shape} does not match {len(data)} value(s); "
+                                  "use shape [N] (or [N, 1])"})
+            continue
+        lengths.add(len(data))
+        columns[name] = data
+    if len(lengths) > 1:
+        errors.append({"loc": ["inputs"], "type": "shape_mismatch",
+                       "msg": f"inputs have different lengths {sorted(lengths)}"})
+    rows = lengths.pop() if len(lengths) == 1 else 0
+    if rows > max_records:
+        errors.append({"loc": ["inputs"], "type": "too_long",
+                       "msg": f"{rows} rows is more than the limit of {max_records}"})
+    if errors:
+        return [], errors
+    return [{name: column[i] for name, column in columns.items()} for i in range(rows)], []
+
+
+def validate_records(
+    record_model: type[BaseModel], records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validate every row; errors locate the input tensor and the row index."""
+    valid: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        try:
+            valid.append(record_model.model_validate(record).model_dump())
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_context=False, include_input=False):
+                field = error["loc"][0] if error["loc"] else "record"
+                errors.append({"loc": ["inputs", field, index], "type": error["type"],
+                               "msg": error["msg"]})
+    return valid, errors
+
+
+def model_metadata(spec: DatasetSpec, name: str, version: str) -> dict[str, Any]:
+    """GET /v2/models/{name}: the model's inputs and outputs."""
+    inputs = [
+        {"name": f.name,
+         "datatype": "BYTES" if f.type == "categorical" and any(
+             isinstance(v, str) for v in f.values or []) else "FP64",
+         "shape": [-1]}
+        for f in spec.features
+    ]
+    outputs = [{"name": "predict", "shape": [-1],
+                "datatype": "FP64" if spec.task == "regression" else "BYTES"}]
+    if spec.task != "regression":
+        outputs.append({"name": "predict_proba", "shape": [-1, len(spec.target.classes or [])],
+                        "datatype": "FP64"})
+    return {"name": name, "versions": [version], "platform": "scikit-learn",
+            "inputs": inputs, "outputs": outputs}

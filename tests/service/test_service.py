@@ -1,0 +1,253 @@
+"""Integration tests: HTTP against a real `bentoml serve` of a model trained in this run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import mlflow
+import numpy as np
+import pytest
+
+from loadtests.burst import burst
+from serving.model_store import example_record
+from tests.service.conftest import MAX_BATCH, Server
+
+
+def records(server: Server, n: int, start: int = 0) -> list[dict]:
+    frame = server.dataset.features.iloc[start:start + n]
+    return [example_record(server.dataset.spec, row) for row in frame.to_dict("records")]
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def assert_same_answers(first: list[dict], second: list[dict]) -> None:
+    """Equal up to float rounding: a matrix product over 40 rows may round differently."""
+    assert len(first) == len(second)
+    for a, b in zip(first, second, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            if key == "probabilities" or isinstance(a[key], float):
+                assert a[key] == pytest.approx(b[key], abs=1e-9)
+            else:
+                assert a[key] == b[key]
+
+
+def test_single_answer_has_the_binary_fields(heart_server) -> None:
+    answer = httpx.post(f"{heart_server.url}/predict", json=records(heart_server, 1)[0]).json()
+    assert answer["prediction"] in ("absent", "present")
+    assert set(answer["probabilities"]) == {"absent", "present"}
+    assert answer["probability"] == pytest.approx(answer["probabilities"]["present"])
+    assert answer["risk_level"] in ("low", "medium", "high")
+    assert answer["model_name"] == "heart-disease-classifier"
+    assert re.fullmatch(r"v\d+-[0-9a-f]{8}", answer["model_version"])
+
+
+def test_batch_equals_single_equals_mlflow_champion(heart_server) -> None:
+    rows = records(heart_server, 40)
+    batch = httpx.post(f"{heart_server.url}/predict_batch", json={"records": rows}).json()
+    singles = [httpx.post(f"{heart_server.url}/predict", json=r).json() for r in rows]
+    assert_same_answers(batch["predictions"], singles)
+
+    champion = mlflow.sklearn.load_model("models:/heart-disease-classifier@champion")
+    frame = heart_server.dataset.features.iloc[:40]
+    expected = champion.predict_proba(frame)[:, list(champion.classes_).index("present")]
+    served = np.array([p["probability"] for p in batch["predictions"]])
+    assert np.allclose(served, expected)
+    labels = mlflow.pyfunc.load_model("models:/heart-disease-classifier@champion").predict(frame)
+    assert [p["prediction"] for p in batch["predictions"]] == list(labels)
+
+
+def test_missing_values_are_accepted_where_the_spec_allows(heart_server) -> None:
+    row = records(heart_server, 1)[0]
+    row["chol"] = None
+    del row["thal"]
+    response = httpx.post(f"{heart_server.url}/predict", json=row)
+    assert response.status_code == 200, response.text
+
+
+def test_model_info(heart_server) -> None:
+    info = httpx.get(f"{heart_server.url}/model_info").json()
+    assert info["model_name"] == "heart-disease-classifier"
+    assert info["task"] == "binary" and info["classes"] == ["absent", "present"]
+    assert info["mlflow_model_version"] == "1" and len(info["mlflow_run_id"]) == 32
+    assert "roc_auc" in info["holdout_metrics"] and info["trained_at"]
+    assert [f["name"] for f in info["features"]][:3] == ["age", "sex", "cp"]
+
+
+@pytest.mark.parametrize(("mutate", "field", "rule"), [
+    (lambda r: r.pop("age"), "age", "missing"),
+    (lambda r: r.update(age="fifty"), "age", "int_type"),
+    (lambda r: r.update(chol=5000.0), "chol", "less_than_equal"),
+    (lambda r: r.update(trestbps=10.0), "trestbps", "greater_than_equal"),
+    (lambda r: r.update(cp=9), "cp", "literal_error"),
+    (lambda r: r.update(age=None), "age", "int_type"),
+    (lambda r: r.update(oldpeak=float("inf")), "oldpeak", "finite_number"),
+    (lambda r: r.update(colour="blue"), "colour", "extra_forbidden"),
+    (lambda r: r.update(chol="250"), "chol", "float_type"),
+])
+def test_invalid_record_is_a_400_naming_field_and_rule(heart_server, mutate, field, rule) -> None:
+    row = records(heart_server, 1)[0]
+    mutate(row)
+    body = httpx.post(f"{heart_server.url}/predict",
+                      content=_json(row), headers={"Content-Type": "application/json"})
+    assert body.status_code == 400, body.text
+    detail = body.json()["detail"]
+    assert {"loc": [field], "type": rule} in [{"loc": d["loc"], "type": d["type"]} for d in detail]
+
+
+def _json(value: object) -> bytes:
+    import json
+
+    return json.dumps(value).encode()  # allows Infinity/NaN, as a careless client would send
+
+
+def test_batch_errors_name_the_record_index(heart_server) -> None:
+    rows = records(heart_server, 5)
+    rows[3]["cp"] = 0
+    response = httpx.post(f"{heart_server.url}/predict_batch", json={"records": rows})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["records", 3, "cp"]
+
+
+@pytest.mark.parametrize(("payload", "rule"), [
+    ({"records": []}, "too_short"),
+    ({"records": "many"}, "list_type"),
+    ({}, "missing"),
+])
+def test_bad_batches_are_refused(heart_server, payload, rule) -> None:
+    response = httpx.post(f"{heart_server.url}/predict_batch", json=payload)
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["type"] == rule
+
+
+def test_over_limit_batch_is_refused(heart_server) -> None:
+    rows = records(heart_server, 1) * (MAX_BATCH + 1)
+    response = httpx.post(f"{heart_server.url}/predict_batch", json={"records": rows})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["type"] == "too_long"
+
+
+def test_malformed_json_is_a_400(heart_server) -> None:
+    response = httpx.post(f"{heart_server.url}/predict", content=b'{"age": 5',
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_openapi_documents_every_constraint(heart_server) -> None:
+    doc = httpx.get(f"{heart_server.url}/docs.json").json()
+    record = doc["components"]["schemas"]["HeartRecord"]
+    assert record["properties"]["chol"]["anyOf"][0]["maximum"] == 700
+    assert record["properties"]["cp"]["enum"] == [1, 2, 3, 4]
+    assert "age" in record["required"] and "chol" not in record["required"]
+    assert record["additionalProperties"] is False
+    for path in ("/predict", "/predict_batch", "/model_info", "/v2/models/{name}/infer"):
+        assert path in doc["paths"]
+    assert httpx.get(f"{heart_server.url}/").status_code == 200  # Swagger UI
+
+
+def test_v2_protocol(heart_server) -> None:
+    url, name = heart_server.url, heart_server.model_name
+    assert httpx.get(f"{url}/v2/health/live").json() == {"live": True}
+    assert httpx.get(f"{url}/v2/health/ready").json() == {"ready": True}
+    meta = httpx.get(f"{url}/v2/models/{name}").json()
+    assert meta["name"] == name and [i["name"] for i in meta["inputs"]][:2] == ["age", "sex"]
+    rows = records(heart_server, 3)
+    request = {"id": "r1", "inputs": [
+        {"name": f, "shape": [3], "datatype": "FP64", "data": [r[f] for r in rows]}
+        for f in rows[0]
+    ]}
+    answer = httpx.post(f"{url}/v2/models/{name}/infer", json=request).json()
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    singles = [httpx.post(f"{url}/predict", json=r).json() for r in rows]
+    assert answer["id"] == "r1" and answer["model_name"] == name
+    assert outputs["predict"]["data"] == [s["prediction"] for s in singles]
+    assert outputs["predict_proba"]["shape"] == [3, 2]
+    assert np.allclose(outputs["predict_proba"]["data"][1::2], [s["probability"] for s in singles])
+
+
+def test_v2_errors(heart_server) -> None:
+    url, name = heart_server.url, heart_server.model_name
+    assert httpx.get(f"{url}/v2/models/other").status_code == 404
+    rows = records(heart_server, 2)
+    rows[1]["age"] = 500
+    request = {"inputs": [
+        {"name": f, "shape": [2], "datatype": "FP64", "data": [r[f] for r in rows]}
+        for f in rows[0]
+    ]}
+    response = httpx.post(f"{url}/v2/models/{name}/infer", json=request)
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["inputs", "age", 1]
+    request["inputs"][0]["shape"] = [5]
+    assert httpx.post(f"{url}/v2/models/{name}/infer", json=request).status_code == 400
+
+
+def test_metrics_move_after_requests(heart_server) -> None:
+    url = heart_server.url
+    before = httpx.get(f"{url}/metrics").text
+    rows = records(heart_server, 10, start=50)
+    httpx.post(f"{url}/predict_batch", json={"records": rows})
+    bad = dict(rows[0], chol=1.0)
+    httpx.post(f"{url}/predict", json=bad)
+    after = httpx.get(f"{url}/metrics").text
+    name = heart_server.model_name
+    assert metric(after, "tabular_predictions_total", model_name=name) == \
+        metric(before, "tabular_predictions_total", model_name=name) + 10
+    assert metric(after, "tabular_prediction_confidence_count") == \
+        metric(before, "tabular_prediction_confidence_count") + 10
+    assert metric(after, "tabular_validation_failures_total", field="chol") == \
+        metric(before, "tabular_validation_failures_total", field="chol") + 1
+    name = "tabular_model_call_rows_sum"
+    assert metric(after, name) - metric(before, name) >= 10
+    assert metric(after, "tabular_model_call_seconds_count") > \
+        metric(before, "tabular_model_call_seconds_count")
+
+
+def test_concurrent_burst_is_answered_completely_in_batches(heart_server) -> None:
+    url = heart_server.url
+    before = httpx.get(f"{url}/metrics").text
+    outcome = asyncio.run(burst(url, records(heart_server, 50), total=1500, clients=48))
+    after = httpx.get(f"{url}/metrics").text
+    # Zero failures: no 500 from the dependency client's session recycling, no 503 shedding.
+    assert outcome.statuses == {200: 1500}, outcome.summary()
+    calls = metric(after, "bentoml_service_adaptive_batch_size_count", method_name="score") - \
+        metric(before, "bentoml_service_adaptive_batch_size_count", method_name="score")
+    rows = metric(after, "bentoml_service_adaptive_batch_size_sum", method_name="score") - \
+        metric(before, "bentoml_service_adaptive_batch_size_sum", method_name="score")
+    assert rows == 1500
+    assert rows / calls > 2, f"average batch {rows / calls:.2f}: batching did not form batches"
+
+
+def test_multiclass_service(iris_server) -> None:
+    rows = records(iris_server, 3)
+    answer = httpx.post(f"{iris_server.url}/predict", json=rows[0]).json()
+    assert set(answer["probabilities"]) == {"setosa", "versicolor", "virginica"}
+    assert "probability" not in answer and "risk_level" not in answer
+    batch = httpx.post(f"{iris_server.url}/predict_batch", json={"records": rows}).json()
+    assert_same_answers(batch["predictions"][:1], [answer])
+
+
+def test_regression_service(diabetes_server) -> None:
+    rows = records(diabetes_server, 3)
+    answer = httpx.post(f"{diabetes_server.url}/predict", json=rows[0]).json()
+    assert isinstance(answer["prediction"], float) and "probabilities" not in answer
+    champion = mlflow.sklearn.load_model("models:/diabetes-regressor@champion")
+    assert answer["prediction"] == pytest.approx(
+        champion.predict(diabetes_server.dataset.features.iloc[:1])[0])
+    metrics = httpx.get(f"{diabetes_server.url}/metrics").text
+    assert metric(metrics, "tabular_predicted_value_count") >= 1
+    request = {"inputs": [{"name": f, "shape": [3], "datatype": "FP64",
+                           "data": [r[f] for r in rows]} for f in rows[0]]}
+    v2 = httpx.post(f"{diabetes_server.url}/v2/models/diabetes-regressor/infer", json=request)
+    assert v2.json()["outputs"][0]["datatype"] == "FP64"

@@ -1,0 +1,82 @@
+"""Detectors for the two BentoML defects the service works around (see service.py).
+
+Each test passes while the defect is present upstream and fails, saying which workaround
+can go, once an upgrade fixes it. The workarounds themselves are proven under load by
+test_concurrent_burst_is_answered_completely_in_batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import numpy as np
+import pandas as pd
+
+# Private modules on purpose: these tests watch upstream internals.
+from _bentoml_impl.client.proxy2 import SessionManager
+from aiohttp import web
+from bentoml._internal.runner.container import AutoContainer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _concurrent_failures(max_requests: int, calls: int = 200) -> int:
+    """Failed calls when `calls` concurrent requests share one recycling SessionManager."""
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(0.02)
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    manager = SessionManager(f"http://127.0.0.1:{port}", timeout=10, headers={},
+                             max_requests=max_requests)
+
+    async def call() -> bool:
+        try:
+            session = await manager.get_session()
+            async with session.get("/") as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, RuntimeError, asyncio.CancelledError):
+            return False
+
+    try:
+        results = await asyncio.gather(*(call() for _ in range(calls)))
+    finally:
+        await manager.close()
+        await runner.cleanup()
+    return results.count(False)
+
+
+def test_session_recycling_still_breaks_in_flight_requests() -> None:
+    failures = asyncio.run(_concurrent_failures(max_requests=10))
+    assert failures > 0, (
+        "BentoML no longer fails in-flight requests when its dependency client recycles its "
+        "session: the NEVER_RECYCLE runner_connection setting in service.py can go"
+    )
+
+
+def test_never_recycling_avoids_it() -> None:
+    assert asyncio.run(_concurrent_failures(max_requests=2**31 - 1)) == 0
+
+
+def test_dataframe_batch_size_is_still_a_tuple() -> None:
+    size = AutoContainer.get_batch_size(pd.DataFrame({"a": [1, 2, 3]}), batch_dim=0)
+    assert isinstance(size, tuple), (
+        "BentoML now reports DataFrame batch sizes as an int: ModelRunner.score could take "
+        "a DataFrame instead of a list of records"
+    )
+    # The types the service batches over report a plain length.
+    assert AutoContainer.get_batch_size([{"a": 1}] * 3, batch_dim=0) == 3
+    assert AutoContainer.get_batch_size(np.zeros((3, 2)), batch_dim=0) == 3
