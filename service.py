@@ -85,7 +85,8 @@ class ModelRunner:
 
     # Lists, not DataFrames: BentoML 1.4.39's batch splitting fails on DataFrames (a
     # tuple batch size; the call hangs until the traffic timeout).
-    @bentoml.api(batchable=True, batch_dim=0, max_batch_size=BATCH.max_batch_size,
+    @bentoml.api(batchable=SETTINGS.batching_enabled, batch_dim=0,
+                 max_batch_size=BATCH.max_batch_size,
                  max_latency_ms=BATCH.max_latency_ms)
     def score(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities (classifiers, spec class order) or predicted values, one row each."""

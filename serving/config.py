@@ -32,6 +32,7 @@ class RiskThresholds(StrictModel):
 
 
 class BatchingConfig(StrictModel):
+    enabled: bool = True
     max_batch_size: int = Field(default=64, ge=2, le=10_000)
     max_latency_ms: int = Field(default=10_000, ge=1)
 
@@ -44,6 +45,16 @@ class ServingConfig(StrictModel):
     api_workers: int = Field(default=1, ge=1)
     model_workers: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=30, gt=0)
+
+    @property
+    def batching_enabled(self) -> bool:
+        """BATCHING=false|true overrides batching.enabled (benchmarks compare both)."""
+        override = os.environ.get("BATCHING", "").strip().lower()
+        if override in ("0", "false", "no", "off"):
+            return False
+        if override in ("1", "true", "yes", "on"):
+            return True
+        return self.batching.enabled
 
     @property
     def model_tag(self) -> str:

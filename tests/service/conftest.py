@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from rich.console import Console
 
+from loadtests.server import bentoml_serve
 from tests.conftest import CLEVELAND, small_config
 from training.data import load_dataset
 from training.spec import load_dataset_spec
 from training.train import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
-BENTOML = Path(sys.executable).parent / "bentoml"
 MAX_BATCH = 50
 
 
@@ -36,50 +29,12 @@ class Server:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serving_config(tmp: Path, model_name: str) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "serving.yaml").read_text())
     config |= {"model_name": model_name, "max_batch_records": MAX_BATCH}
     path = tmp / "serving.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@contextmanager
-def bentoml_serve(env: dict[str, str], log: Path, timeout: float = 90) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

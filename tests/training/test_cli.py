@@ -33,7 +33,8 @@ def test_bad_csv_is_refused_and_nothing_is_registered(stores) -> None:
     assert str(bad) in result.stdout
     assert "column 'chol': 1 value(s) outside the valid range [80, 700], e.g. 2000" in result.stdout
     assert "column 'cp'" in result.stdout and "nothing was trained" in result.stdout
-    client = MlflowClient(f"sqlite:///{stores / 'mlflow.db'}")
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
     assert client.search_registered_models() == []
 
 
@@ -44,7 +45,8 @@ def test_heart_from_a_local_file_trains_and_registers(stores) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CV roc_auc" in result.stdout and "logistic_regression" in result.stdout
     assert "champion: heart-disease-classifier version 1" in result.stdout
-    client = MlflowClient(f"sqlite:///{stores / 'mlflow.db'}")
+    uri = f"sqlite:///{stores / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
     champion = client.get_model_version_by_alias(load_dataset_spec("heart").model_name, "champion")
     assert champion.tags["bentoml_tag"].startswith("heart-disease-classifier:v1-")
 
