@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from loadtests.burst import burst
+from loadtests.loadgen import closed_loop
 from serving.model_store import example_record
 from tests.service.conftest import MAX_BATCH, Server
 
@@ -217,7 +217,8 @@ def test_metrics_move_after_requests(heart_server) -> None:
 def test_concurrent_burst_is_answered_completely_in_batches(heart_server) -> None:
     url = heart_server.url
     before = httpx.get(f"{url}/metrics").text
-    outcome = asyncio.run(burst(url, records(heart_server, 50), total=1500, clients=48))
+    outcome = asyncio.run(closed_loop(f"{url}/predict", records(heart_server, 50), clients=48,
+                                      total=1500))
     after = httpx.get(f"{url}/metrics").text
     # Zero failures: no 500 from the dependency client's session recycling, no 503 shedding.
     assert outcome.statuses == {200: 1500}, outcome.summary()

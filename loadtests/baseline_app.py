@@ -1,0 +1,36 @@
+"""The common tutorial design, as a benchmark baseline: FastAPI + uvicorn, the pipeline
+loaded in every worker, one predict_proba call per request.
+
+    MODEL_TAG=NAME:latest uvicorn loadtests.baseline_app:app --workers 2
+"""
+
+import os
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI
+
+from serving.model_store import find_served_model
+from serving.predict import records_to_frame
+from serving.schema import record_model
+
+SERVED = find_served_model(os.environ.get("MODEL_TAG", "breast-cancer-classifier:latest"))
+PIPELINE = bentoml.sklearn.load_model(SERVED.tag)
+Record = record_model(SERVED.spec)
+app = FastAPI()
+
+
+@app.get("/readyz")
+def ready() -> dict[str, bool]:
+    return {"ready": True}
+
+
+@app.post("/predict")
+def predict(record: Record) -> dict[str, Any]:  # type: ignore[valid-type]
+    frame = records_to_frame(SERVED.spec, [record.model_dump()])  # type: ignore[attr-defined]
+    if SERVED.spec.task == "regression":
+        return {"prediction": float(PIPELINE.predict(frame)[0])}
+    proba = PIPELINE.predict_proba(frame)[0]
+    classes = list(PIPELINE.classes_)
+    return {"prediction": classes[int(proba.argmax())],
+            "probabilities": dict(zip(classes, map(float, proba), strict=True))}

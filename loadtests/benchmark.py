@@ -1,0 +1,321 @@
+"""Side-by-side serving benchmark on this machine, written to BENCHMARKS.md.
+
+Trains its own champion (configs/benchmark.yaml: data set and candidate) into temporary
+MLflow and BentoML stores, then measures in one run: the pipeline in process; the service
+with and without adaptive batching; the FastAPI + uvicorn per-request baseline with 1 and
+with all-cores workers; a no-op endpoint on the same BentoML stack; the batch endpoint.
+
+    python -m loadtests.benchmark [--seconds 20] [--out BENCHMARKS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+
+from loadtests.loadgen import LoadResult, closed_loop, open_loop
+from loadtests.server import BIN, ROOT, bentoml_command, serve_command
+
+DEFAULT_CONFIG = ROOT / "configs" / "benchmark.yaml"
+CONSOLE = Console()
+
+
+class BenchmarkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str = "breast_cancer"
+    candidate: str = "random_forest"
+    users: int = Field(default=64, ge=1)
+    seconds: float = Field(default=20, gt=0, le=300)
+    warmup_seconds: float = Field(default=3, ge=0)
+    inprocess_batch_sizes: list[int] = [1, 8, 64, 512]
+    batch_payload_rows: list[int] = [100, 1000]
+    batch_users: int = Field(default=4, ge=1)
+    open_loop_fraction: float = Field(default=0.5, gt=0, le=1)
+    open_loop_seconds: float = Field(default=20, gt=0, le=300)
+
+
+@dataclass
+class Row:
+    name: str
+    result: LoadResult | None = None
+    server_cpu: float | None = None
+    loadgen_cpu: float | None = None
+    batch_size: float | None = None
+    rows_per_s: float | None = None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        s = self.result.summary() if self.result else {}
+        rps = s.get("requests_per_s")
+        rows = self.rows_per_s if self.rows_per_s is not None else s.get("rows_per_s")
+        return [
+            self.name,
+            f"{rps:,.0f}" if rps is not None else "-",
+            f"{rows:,.0f}" if rows is not None else "-",
+            " / ".join(f"{s[k]:,.0f}" for k in ("p50_ms", "p95_ms", "p99_ms")) if s else "-",
+            str(s.get("failures", "-")),
+            f"{self.server_cpu:.2f}" if self.server_cpu is not None else "-",
+            f"{self.loadgen_cpu:.2f}" if self.loadgen_cpu is not None else "-",
+            f"{self.batch_size:.1f}" if self.batch_size is not None else "-",
+            self.note,
+        ]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def batch_metrics(url: str) -> tuple[float, float]:
+    """(requests batched, batches) from BentoML's adaptive batching histogram."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    sums = counts = 0.0
+    for line in text.splitlines():
+        if line.startswith("bentoml_service_adaptive_batch_size_sum"):
+            sums += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+            counts += float(line.rsplit(" ", 1)[1])
+    return sums, counts
+
+
+def measure(name: str, url: str, pid: int, bodies: list[Any], clients: int, seconds: float,
+            warmup: float, rows: int = 1, batching: bool = False) -> Row:
+    CONSOLE.print(f"  {name}: {clients} clients x {seconds:.0f}s", highlight=False)
+    path = f"{url}/predict" if rows == 1 else f"{url}/predict_batch"
+    if warmup:
+        asyncio.run(closed_loop(path, bodies, clients, seconds=warmup))
+    before_batches = batch_metrics(url) if batching else (0.0, 0.0)
+    me = psutil.Process()
+    cpu0, own0, wall0 = tree_cpu_seconds(pid), sum(me.cpu_times()[:2]), time.perf_counter()
+    result = asyncio.run(closed_loop(path, bodies, clients, seconds=seconds,
+                                     rows_per_request=rows))
+    wall = time.perf_counter() - wall0
+    row = Row(name, result, (tree_cpu_seconds(pid) - cpu0) / wall,
+              (sum(me.cpu_times()[:2]) - own0) / wall)
+    if batching:
+        after = batch_metrics(url)
+        batched, batches = after[0] - before_batches[0], after[1] - before_batches[1]
+        row.batch_size = batched / batches if batches else None
+    return row
+
+
+@contextmanager
+def bentoml_server(env: dict[str, str], log: Path, target: str | None = None):
+    with serve_command(bentoml_command(target), env, log) as (url, process):
+        yield url, process.pid
+
+
+def train_champion(config: BenchmarkConfig, home: Path) -> str:
+    """A champion with only the configured candidate, in temporary stores; returns its tag."""
+    os.environ["BENTOML_HOME"] = str(home / "bentoml")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    from training.config import load_training_config
+    from training.data import load_dataset
+    from training.spec import load_dataset_spec
+    from training.train import run_training
+
+    training = load_training_config()
+    spec = load_dataset_spec(config.dataset)
+    candidates = [c for c in training.candidates[spec.task] if c.name == config.candidate]
+    if not candidates:
+        raise SystemExit(f"no candidate '{config.candidate}' for task {spec.task}")
+    training = training.model_copy(update={"candidates": training.candidates | {
+        spec.task: candidates}})
+    outcome = run_training(load_dataset(spec), training, console=Console(quiet=True))
+    return outcome.registration.bento_tag or ""
+
+
+def inprocess(tag: str, batch_sizes: list[int], records: list[dict]) -> list[Row]:
+    import bentoml
+
+    from serving.model_store import find_served_model
+    from serving.predict import records_to_frame
+
+    served = find_served_model(tag)
+    pipeline = bentoml.sklearn.load_model(tag)
+    score = pipeline.predict_proba if served.spec.task != "regression" else pipeline.predict
+    rows = []
+    for size in batch_sizes:
+        frame = records_to_frame(served.spec, (records * (size // len(records) + 1))[:size])
+        score(frame)
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 3 or calls < 5:
+            score(frame)
+            calls += 1
+        per_call = (time.perf_counter() - start) / calls
+        rows.append(Row(f"in process, batch {size}", rows_per_s=size / per_call,
+                        note=f"{per_call * 1000:.1f} ms per call"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--seconds", type=float, help="override the per-measurement seconds")
+    parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    raw = yaml.safe_load(args.config.read_text())
+    if args.seconds:
+        raw["seconds"] = args.seconds
+    config = BenchmarkConfig.model_validate(raw)
+    started = time.perf_counter()
+    cores = os.cpu_count() or 1
+
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
+        home = Path(tmp)
+        CONSOLE.print(f"[bold]training[/] {config.dataset} ({config.candidate}) into {home}")
+        tag = train_champion(config, home)
+        from loadtests.payloads import reference_records
+
+        _, records = reference_records(tag)
+        env = {"BENTOML_HOME": os.environ["BENTOML_HOME"], "MODEL_TAG": tag,
+               "BENTOML_DO_NOT_TRACK": "true"}
+        rows: list[Row] = []
+
+        CONSOLE.print("[bold]in process[/]")
+        rows += inprocess(tag, config.inprocess_batch_sizes, records)
+
+        CONSOLE.print("[bold]BentoML service, adaptive batching[/]")
+        with bentoml_server(env | {"BATCHING": "true"}, home / "batching.log") as (url, pid):
+            batching = measure("service, adaptive batching", url, pid, records, config.users,
+                               config.seconds, config.warmup_seconds, batching=True)
+            rows.append(batching)
+            rate = config.open_loop_fraction * batching.result.throughput
+            CONSOLE.print(f"  open loop at {rate:.0f} req/s for {config.open_loop_seconds:.0f}s")
+            opened = asyncio.run(open_loop(f"{url}/predict", records, rate,
+                                           config.open_loop_seconds))
+            rows.append(Row(f"service, open loop at {rate:.0f} req/s "
+                            f"({config.open_loop_fraction:.0%} of max)", opened))
+            for size in config.batch_payload_rows:
+                bodies = [{"records": (records * (size // len(records) + 1))[:size]}]
+                rows.append(measure(f"batch endpoint, {size} rows", url, pid, bodies,
+                                    config.batch_users, config.seconds, config.warmup_seconds,
+                                    rows=size, batching=True))
+
+        CONSOLE.print("[bold]BentoML service, batching off[/]")
+        with bentoml_server(env | {"BATCHING": "false"}, home / "unbatched.log") as (url, pid):
+            rows.append(measure("service, batching off", url, pid, records, config.users,
+                                config.seconds, config.warmup_seconds))
+
+        for workers in sorted({1, cores}):
+            CONSOLE.print(f"[bold]FastAPI + uvicorn baseline, {workers} worker(s)[/]")
+
+            def uvicorn(port: int, workers: int = workers) -> list[str]:
+                return [str(BIN / "uvicorn"), "loadtests.baseline_app:app", "--host",
+                        "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                        "--no-access-log", "--log-level", "warning"]
+
+            with serve_command(uvicorn, env, home / f"fastapi{workers}.log") as (url, proc):
+                rows.append(measure(f"FastAPI + uvicorn per request, {workers} worker(s)", url,
+                                    proc.pid, records, config.users, config.seconds,
+                                    config.warmup_seconds))
+
+        CONSOLE.print("[bold]no-op endpoint, same BentoML stack[/]")
+        with bentoml_server(env, home / "noop.log", "loadtests.noop_service:NoopService") as (
+                url, pid):
+            rows.append(measure("no-op endpoint (HTTP ceiling)", url, pid, records,
+                                config.users, config.seconds, config.warmup_seconds))
+
+    elapsed = time.perf_counter() - started
+    report = render(config, rows, tag, elapsed, cores)
+    args.out.write_text(report)
+    results = ROOT / "reports" / "benchmark.json"
+    results.parent.mkdir(exist_ok=True)
+    results.write_text(json.dumps([{"name": r.name, **(r.result.summary() if r.result else {}),
+                                    "rows_per_s": r.rows_per_s, "server_cpu": r.server_cpu,
+                                    "loadgen_cpu": r.loadgen_cpu, "batch_size": r.batch_size}
+                                   for r in rows], indent=2))
+    CONSOLE.print(report)
+    CONSOLE.print(f"wrote {args.out} and {results} in {elapsed / 60:.1f} min")
+    return 0
+
+
+def find(rows: list[Row], prefix: str) -> Row | None:
+    return next((r for r in rows if r.name.startswith(prefix)), None)
+
+
+def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
+    def rps(prefix: str) -> float:
+        row = find(rows, prefix)
+        return row.result.throughput if row and row.result else 0.0
+
+    batched = rps("service, adaptive batching")
+    one, every = rps("FastAPI + uvicorn per request, 1 worker"), \
+        rps(f"FastAPI + uvicorn per request, {cores} worker")
+    noop = rps("no-op endpoint")
+    opened = find(rows, "service, open loop")
+    batch_1000 = find(rows, "batch endpoint, 1000 rows")
+    inproc_512 = find(rows, "in process, batch 512")
+    checks = [
+        ("batching >= 10x the 1-worker baseline", f"{batched / one:.1f}x" if one else "-",
+         bool(one) and batched >= 10 * one),
+        (f"batching >= 3x the {cores}-worker baseline", f"{batched / every:.1f}x" if every else "-",
+         bool(every) and batched >= 3 * every),
+        ("batching >= 80% of the no-op endpoint", f"{batched / noop:.0%}" if noop else "-",
+         bool(noop) and batched >= 0.8 * noop),
+    ]
+    if opened and opened.result:
+        s = opened.result.summary()
+        checks.append(("open loop at half the max: p99 <= 50 ms, zero failures",
+                       f"p99 {s['p99_ms']:.0f} ms, {s['failures']} failures",
+                       s["p99_ms"] <= 50 and s["failures"] == 0))
+    if batch_1000 and batch_1000.result and inproc_512 and inproc_512.rows_per_s:
+        ratio = batch_1000.result.throughput * 1000 / inproc_512.rows_per_s
+        checks.append(("batch endpoint, 1,000 rows >= 50% of in-process rows/s at 512",
+                       f"{ratio:.0%}", ratio >= 0.5))
+    return checks
+
+
+def render(config: BenchmarkConfig, rows: list[Row], tag: str, elapsed: float,
+           cores: int) -> str:
+    header = ["design", "req/s", "rows/s", "p50 / p95 / p99 ms", "failures", "server CPU (cores)",
+              "load generator CPU (cores)", "avg batch (requests)", "note"]
+    lines = [
+        "# Serving benchmark", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+        "`python -m loadtests.benchmark` in one run on one machine "
+        f"({cores} cores, {platform.python_version()}, BentoML {version('bentoml')}, "
+        f"scikit-learn {version('scikit-learn')}), load generator on the same machine "
+        "(aiohttp, one process). "
+        f"Model: `{tag}` ({config.dataset}, {config.candidate}). Closed loop: "
+        f"{config.users} clients, no wait, {config.seconds:.0f} s after a "
+        f"{config.warmup_seconds:.0f} s warm-up; batch endpoint: {config.batch_users} clients. "
+        f"Total run time {elapsed / 60:.1f} min.", "",
+        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+        *("| " + " | ".join(r.cells()) + " |" for r in rows), "",
+        "## Targets", "", "| target | measured | met |", "|---|---|---|",
+        *(f"| {name} | {value} | {'yes' if ok else 'no'} |"
+          for name, value, ok in targets(rows, cores)), "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Load generators for benchmarks and tests: closed loop (N clients, no wait) and open loop
+(a fixed offered rate). aiohttp, one process: its own CPU use is reported beside the results.
+Loopback targets only; every run is bounded by a request count or a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+HEADERS = {"Content-Type": "application/json"}
+
+
+@dataclass
+class LoadResult:
+    seconds: float = 0.0
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    rows_per_request: int = 1
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values()) + sum(self.errors.values())
+
+    @property
+    def failures(self) -> int:
+        return self.requests - self.statuses.get(200, 0)
+
+    @property
+    def throughput(self) -> float:
+        return self.statuses.get(200, 0) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests, "failures": self.failures,
+            "statuses": dict(self.statuses), "errors": dict(self.errors),
+            "seconds": round(self.seconds, 2), "requests_per_s": round(self.throughput, 1),
+            "rows_per_s": round(self.throughput * self.rows_per_request, 1),
+            "p50_ms": round(self.percentile(0.5), 1), "p95_ms": round(self.percentile(0.95), 1),
+            "p99_ms": round(self.percentile(0.99), 1),
+            "mean_ms": round(statistics.fmean(self.latencies_ms), 1) if self.latencies_ms else 0,
+        }
+
+
+def _check(url: str) -> None:
+    if urlparse(url).hostname not in LOOPBACK:
+        raise ValueError(f"{url}: load goes to loopback addresses only")
+
+
+async def _send(http: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult) -> None:
+    start = time.perf_counter()
+    try:
+        async with http.post(url, data=body, headers=HEADERS) as response:
+            await response.read()
+            result.statuses[response.status] += 1
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        result.errors[type(exc).__name__] += 1
+        return
+    result.latencies_ms.append((time.perf_counter() - start) * 1000)
+
+
+async def closed_loop(
+    url: str, bodies: list[Any], clients: int, *, total: int | None = None,
+    seconds: float | None = None, timeout: float = 60.0, rows_per_request: int = 1,
+) -> LoadResult:
+    """`clients` concurrent clients, each sending as soon as it is answered, until `total`
+    requests were sent or `seconds` passed."""
+    _check(url)
+    if total is None and seconds is None:
+        raise ValueError("bound the run: give total or seconds")
+    payloads = [json.dumps(b).encode() for b in bodies]
+    result = LoadResult(rows_per_request=rows_per_request)
+    counter = iter(range(total)) if total is not None else iter(int, 1)
+    deadline = time.perf_counter() + seconds if seconds is not None else float("inf")
+
+    async def client(http: aiohttp.ClientSession) -> None:
+        for i in counter:
+            if time.perf_counter() >= deadline:
+                return
+            await _send(http, url, payloads[i % len(payloads)], result)
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as http:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+async def open_loop(
+    url: str, bodies: list[Any], rate: float, seconds: float, timeout: float = 60.0,
+) -> LoadResult:
+    """Requests started at a fixed offered `rate` per second for `seconds`, whatever the
+    answers' latency (so slow answers show as latency, not as a lower offered load)."""
+    _check(url)
+    payloads = [json.dumps(b).encode() for b in bodies]
+    result = LoadResult()
+    count = int(rate * seconds)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+    ) as http:
+        start = time.perf_counter()
+        tasks = []
+        for i in range(count):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_send(http, url, payloads[i % len(payloads)], result)))
+        await asyncio.gather(*tasks)
+        result.seconds = time.perf_counter() - start
+    return result
