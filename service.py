@@ -1,14 +1,16 @@
 """BentoML service: the champion pipeline of one data set, with adaptive batching.
 
-Two services: `TabularService` (HTTP API: validation, formatting, V2 protocol, metrics)
-and `ModelRunner` (the pipeline; batches concurrent calls), joined by `bentoml.depends`.
+`TabularService` is the HTTP API (validation, formatting, V2 protocol, metrics). Where the
+model runs depends on `batching.mode` in configs/serving.yaml (env BATCHING_MODE):
+- `service`: in `ModelRunner`, a separate BentoML service joined by `bentoml.depends`,
+  whose batchable API merges concurrent calls (BentoML's adaptive batching);
+- `in_process`: in each API worker, behind a greedy micro-batcher (serving/batcher.py);
+- `off`: in `ModelRunner`, one model call per request (for comparison).
 The served model is chosen by configs/serving.yaml, MODEL_NAME or MODEL_TAG.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import bentoml
@@ -16,18 +18,13 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from serving.batcher import MicroBatcher
 from serving.config import load_serving_config
-from serving.metrics import (
-    CONFIDENCE,
-    MODEL_CALL_ROWS,
-    MODEL_CALL_SECONDS,
-    PREDICTIONS,
-    ValidationMetricsMiddleware,
-    predicted_value_histogram,
-)
+from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
-from serving.predict import Formatter, records_to_frame
+from serving.predict import Formatter
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
+from serving.scorer import PipelineScorer
 from serving.v2 import (
     InferRequest,
     InferResponse,
@@ -41,6 +38,7 @@ SERVED = find_served_model(SETTINGS.model_tag)  # fails start-up with what to ru
 SPEC = SERVED.spec
 CLASSIFIER = SPEC.task != "regression"
 BATCH = SETTINGS.batching
+MODE = SETTINGS.batching_mode
 
 Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
@@ -55,6 +53,11 @@ Predictions = batch_prediction_model(Prediction)
 NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0 * 365 * 24 * 3600}
 
 
+def load_scorer(model: bentoml.Model) -> PipelineScorer:
+    return PipelineScorer(SERVED, bentoml.sklearn.load_model(model),
+                          model.custom_objects["reference_sample"])
+
+
 @bentoml.service(
     name="model_runner",
     workers=SETTINGS.model_workers,
@@ -67,52 +70,15 @@ class ModelRunner:
     bento_model = bentoml.models.BentoModel(SERVED.tag)
 
     def __init__(self) -> None:
-        self.pipeline = bentoml.sklearn.load_model(self.bento_model)
-        labels = {"model_name": SERVED.name, "model_version": SERVED.version}
-        self.call_seconds = MODEL_CALL_SECONDS.labels(**labels)
-        self.call_rows = MODEL_CALL_ROWS.labels(**labels)
-        self.confidence = CONFIDENCE.labels(**labels)
-        self.labels = labels
-        if CLASSIFIER:
-            # Columns in the spec's class order, whatever order the estimator learned.
-            order = list(self.pipeline.classes_)
-            self.columns = [order.index(c) for c in SERVED.classes]
-        else:
-            reference = self.bento_model.custom_objects["reference_sample"]
-            target = reference[SPEC.target.name].to_numpy(dtype=float)
-            buckets = np.quantile(target, np.linspace(0.05, 0.95, 10)).round(6)
-            self.value_hist = predicted_value_histogram(buckets).labels(**labels)
+        self.scorer = load_scorer(self.bento_model)
 
     # Lists, not DataFrames: BentoML 1.4.39's batch splitting fails on DataFrames (a
     # tuple batch size; the call hangs until the traffic timeout).
-    @bentoml.api(batchable=SETTINGS.batching_enabled, batch_dim=0,
-                 max_batch_size=BATCH.max_batch_size,
-                 max_latency_ms=BATCH.max_latency_ms)
+    @bentoml.api(batchable=MODE == "service", batch_dim=0,
+                 max_batch_size=BATCH.max_batch_size, max_latency_ms=BATCH.max_latency_ms)
     def score(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities (classifiers, spec class order) or predicted values, one row each."""
-        frame = records_to_frame(SPEC, records)
-        start = time.perf_counter()
-        if CLASSIFIER:
-            out = self.pipeline.predict_proba(frame)[:, self.columns]
-        else:
-            out = np.asarray(self.pipeline.predict(frame), dtype=float)
-        self.call_seconds.observe(time.perf_counter() - start)
-        self.call_rows.observe(len(records))
-        self._count(out)
-        return out
-
-    def _count(self, out: np.ndarray) -> None:
-        if CLASSIFIER:
-            winners, counts = np.unique(out.argmax(axis=1), return_counts=True)
-            for index, count in zip(winners, counts, strict=True):
-                PREDICTIONS.labels(**self.labels, predicted_class=SERVED.classes[index]).inc(
-                    int(count))
-            for confidence in out.max(axis=1):
-                self.confidence.observe(float(confidence))
-        else:
-            PREDICTIONS.labels(**self.labels, predicted_class="value").inc(len(out))
-            for value in out:
-                self.value_hist.observe(float(value))
+        return self.scorer(records)
 
 
 http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, redoc_url=None)
@@ -127,19 +93,26 @@ http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, re
 class TabularService:
     """Predictions for one data set's champion model, validated against its spec."""
 
-    runner = bentoml.depends(ModelRunner)
+    # Declared at class level either way, so that a Bento built from this records the model.
+    if MODE == "in_process":
+        bento_model = bentoml.models.BentoModel(SERVED.tag)
+    else:
+        runner = bentoml.depends(ModelRunner)
 
     def __init__(self) -> None:
         self.formatter = Formatter(SPEC, SERVED.classes, SETTINGS.risk_thresholds,
                                    SERVED.name, SERVED.version)
+        self.batcher = None
+        if MODE == "in_process":
+            self.batcher = MicroBatcher(load_scorer(self.bento_model), BATCH.max_batch_size)
 
     async def _score(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Chunks of at most max_batch_size rows, scored concurrently, so a large batch
-        # request shares the model worker fairly with single-record traffic.
-        size = BATCH.max_batch_size
-        chunks = [records[i:i + size] for i in range(0, len(records), size)]
-        outputs = await asyncio.gather(*(self.runner.to_async.score(c) for c in chunks))
-        return [self.formatter.answer(row) for out in outputs for row in out]
+        if self.batcher is not None:
+            out = await self.batcher.score(records)
+        else:
+            # The model service's dispatcher splits calls larger than max_batch_size.
+            out = await self.runner.to_async.score(records)
+        return [self.formatter.answer(row) for row in out]
 
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     async def predict(self, **record: Any) -> Any:
@@ -165,8 +138,8 @@ class TabularService:
 
     @http.get("/v2/health/ready")
     async def v2_ready(self) -> JSONResponse:
-        ready = await self.runner.is_ready(timeout=1) if hasattr(self.runner, "is_ready") \
-            else True
+        # In process the model is loaded before the worker serves; else ask the model service.
+        ready = True if self.batcher is not None else await self.runner.is_ready(timeout=1)
         return JSONResponse({"ready": bool(ready)}, status_code=200 if ready else 503)
 
     @http.get("/v2/models/{name}")

@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchmarkConfig.model_validate(raw)
     started = time.perf_counter()
     cores = os.cpu_count() or 1
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
         home = Path(tmp)
@@ -197,15 +198,20 @@ def main(argv: list[str] | None = None) -> int:
         _, records = reference_records(tag)
         env = {"BENTOML_HOME": os.environ["BENTOML_HOME"], "MODEL_TAG": tag,
                "BENTOML_DO_NOT_TRACK": "true"}
+        from serving.config import load_serving_config
+
+        workers = load_serving_config().api_workers
         rows: list[Row] = []
 
         CONSOLE.print("[bold]in process[/]")
         rows += inprocess(tag, config.inprocess_batch_sizes, records)
 
-        CONSOLE.print("[bold]BentoML service, adaptive batching[/]")
-        with bentoml_server(env | {"BATCHING": "true"}, home / "batching.log") as (url, pid):
-            batching = measure("service, adaptive batching", url, pid, records, config.users,
-                               config.seconds, config.warmup_seconds, batching=True)
+        CONSOLE.print("[bold]the service as configured: in-process batching[/]")
+        with bentoml_server(env | {"BATCHING_MODE": "in_process"}, home / "inproc.log") as (
+                url, pid):
+            batching = measure(f"service, in-process batching, {workers} API worker(s)", url,
+                               pid, records, config.users, config.seconds,
+                               config.warmup_seconds, batching=True)
             rows.append(batching)
             rate = config.open_loop_fraction * batching.result.throughput
             CONSOLE.print(f"  open loop at {rate:.0f} req/s for {config.open_loop_seconds:.0f}s")
@@ -219,28 +225,37 @@ def main(argv: list[str] | None = None) -> int:
                                     config.batch_users, config.seconds, config.warmup_seconds,
                                     rows=size, batching=True))
 
-        CONSOLE.print("[bold]BentoML service, batching off[/]")
-        with bentoml_server(env | {"BATCHING": "false"}, home / "unbatched.log") as (url, pid):
-            rows.append(measure("service, batching off", url, pid, records, config.users,
-                                config.seconds, config.warmup_seconds))
+        CONSOLE.print("[bold]the service, BentoML adaptive batching in a model service[/]")
+        with bentoml_server(env | {"BATCHING_MODE": "service"}, home / "bentoml.log") as (
+                url, pid):
+            rows.append(measure(f"service, BentoML adaptive batching (model service), "
+                                f"{workers} API worker(s)", url, pid, records, config.users,
+                                config.seconds, config.warmup_seconds, batching=True))
 
-        for workers in sorted({1, cores}):
-            CONSOLE.print(f"[bold]FastAPI + uvicorn baseline, {workers} worker(s)[/]")
+        CONSOLE.print("[bold]the service, batching off[/]")
+        with bentoml_server(env | {"BATCHING_MODE": "off"}, home / "unbatched.log") as (url, pid):
+            rows.append(measure(f"service, batching off (model service), {workers} API "
+                                "worker(s)", url, pid, records, config.users, config.seconds,
+                                config.warmup_seconds))
 
-            def uvicorn(port: int, workers: int = workers) -> list[str]:
+        for count in sorted({1, cores}):
+            CONSOLE.print(f"[bold]FastAPI + uvicorn baseline, {count} worker(s)[/]")
+
+            def uvicorn(port: int, count: int = count) -> list[str]:
                 return [str(BIN / "uvicorn"), "loadtests.baseline_app:app", "--host",
-                        "127.0.0.1", "--port", str(port), "--workers", str(workers),
+                        "127.0.0.1", "--port", str(port), "--workers", str(count),
                         "--no-access-log", "--log-level", "warning"]
 
-            with serve_command(uvicorn, env, home / f"fastapi{workers}.log") as (url, proc):
-                rows.append(measure(f"FastAPI + uvicorn per request, {workers} worker(s)", url,
+            with serve_command(uvicorn, env, home / f"fastapi{count}.log") as (url, proc):
+                rows.append(measure(f"FastAPI + uvicorn per request, {count} worker(s)", url,
                                     proc.pid, records, config.users, config.seconds,
                                     config.warmup_seconds))
 
         CONSOLE.print("[bold]no-op endpoint, same BentoML stack[/]")
         with bentoml_server(env, home / "noop.log", "loadtests.noop_service:NoopService") as (
                 url, pid):
-            rows.append(measure("no-op endpoint (HTTP ceiling)", url, pid, records,
+            rows.append(measure(f"no-op endpoint (HTTP ceiling), {workers} worker(s)", url, pid,
+                                records,
                                 config.users, config.seconds, config.warmup_seconds))
 
     elapsed = time.perf_counter() - started
@@ -266,7 +281,7 @@ def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
         row = find(rows, prefix)
         return row.result.throughput if row and row.result else 0.0
 
-    batched = rps("service, adaptive batching")
+    batched = rps("service, in-process batching")
     one, every = rps("FastAPI + uvicorn per request, 1 worker"), \
         rps(f"FastAPI + uvicorn per request, {cores} worker")
     noop = rps("no-op endpoint")

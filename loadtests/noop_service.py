@@ -9,15 +9,26 @@ from typing import Any
 
 import bentoml
 
+from serving.config import load_serving_config
 from serving.model_store import find_served_model
-from serving.schema import record_model
+from serving.schema import prediction_model, record_model
 
 SERVED = find_served_model(os.environ.get("MODEL_TAG", "breast-cancer-classifier:latest"))
 Record = record_model(SERVED.spec)
+Prediction = prediction_model(SERVED.spec)
+# A fixed answer of the real shape: the same response model and serialisation as service.py.
+ANSWER = {"model_name": SERVED.name, "model_version": SERVED.version}
+if SERVED.spec.task == "regression":
+    ANSWER["prediction"] = 0.0
+else:
+    ANSWER |= {"prediction": SERVED.classes[0],
+               "probabilities": dict.fromkeys(SERVED.classes, 1 / len(SERVED.classes))}
+if SERVED.spec.task == "binary":
+    ANSWER |= {"probability": 0.5, "risk_level": "medium"}
 
 
-@bentoml.service(name="noop_service", workers=1)
+@bentoml.service(name="noop_service", workers=load_serving_config().api_workers)
 class NoopService:
-    @bentoml.api(route="/predict", input_spec=Record)
-    async def predict(self, **record: Any) -> dict[str, Any]:
-        return {"prediction": None, "model_name": SERVED.name, "fields": len(record)}
+    @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
+    async def predict(self, **record: Any) -> Any:
+        return Prediction.model_construct(**ANSWER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,8 +32,11 @@ class RiskThresholds(StrictModel):
         return "medium" if probability >= self.medium else "low"
 
 
+BatchingMode = Literal["in_process", "service", "off"]
+
+
 class BatchingConfig(StrictModel):
-    enabled: bool = True
+    mode: BatchingMode = "service"
     max_batch_size: int = Field(default=64, ge=2, le=10_000)
     max_latency_ms: int = Field(default=10_000, ge=1)
 
@@ -47,14 +51,14 @@ class ServingConfig(StrictModel):
     timeout_s: float = Field(default=30, gt=0)
 
     @property
-    def batching_enabled(self) -> bool:
-        """BATCHING=false|true overrides batching.enabled (benchmarks compare both)."""
-        override = os.environ.get("BATCHING", "").strip().lower()
-        if override in ("0", "false", "no", "off"):
-            return False
-        if override in ("1", "true", "yes", "on"):
-            return True
-        return self.batching.enabled
+    def batching_mode(self) -> BatchingMode:
+        """BATCHING_MODE (in_process, service, off) overrides batching.mode."""
+        override = os.environ.get("BATCHING_MODE", "").strip()
+        if not override:
+            return self.batching.mode
+        if override not in ("in_process", "service", "off"):
+            raise ValueError(f"BATCHING_MODE={override!r}: use in_process, service or off")
+        return cast(BatchingMode, override)
 
     @property
     def model_tag(self) -> str:

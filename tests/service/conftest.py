@@ -48,12 +48,13 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def _server(trained_store: Path, tmp: Path, dataset: str) -> Iterator[Server]:
+def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
     spec = load_dataset_spec(dataset)
     env = {
         "BENTOML_HOME": os.environ["BENTOML_HOME"],
         "SERVING_CONFIG": str(serving_config(tmp, spec.model_name)),
         "BENTOML_DO_NOT_TRACK": "true",
+        "BATCHING_MODE": mode,  # empty: the configured default
     }
     log = tmp / "serve.log"
     data = CLEVELAND if dataset == "heart" else None
@@ -64,6 +65,12 @@ def _server(trained_store: Path, tmp: Path, dataset: str) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def heart_server(trained_store, tmp_path_factory) -> Iterator[Server]:
     yield from _server(trained_store, tmp_path_factory.mktemp("heart"), "heart")
+
+
+@pytest.fixture(scope="module")
+def heart_service_mode_server(trained_store, tmp_path_factory) -> Iterator[Server]:
+    """The same model behind a separate model service with BentoML's adaptive batching."""
+    yield from _server(trained_store, tmp_path_factory.mktemp("heart-svc"), "heart", "service")
 
 
 @pytest.fixture(scope="module")

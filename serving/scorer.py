@@ -1,0 +1,68 @@
+"""The model call: records in, probabilities (spec class order) or values out, with metrics.
+
+Used by the model runner service (BentoML adaptive batching) and by the in-process
+micro-batcher alike, so both modes score and count identically.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from serving.metrics import (
+    CONFIDENCE,
+    MODEL_CALL_ROWS,
+    MODEL_CALL_SECONDS,
+    PREDICTIONS,
+    predicted_value_histogram,
+)
+from serving.model_store import ServedModel
+from serving.predict import records_to_frame
+
+
+class PipelineScorer:
+    def __init__(self, served: ServedModel, pipeline: Any, reference: Any) -> None:
+        self.served = served
+        self.spec = served.spec
+        self.pipeline = pipeline
+        self.classifier = served.spec.task != "regression"
+        labels = {"model_name": served.name, "model_version": served.version}
+        self.labels = labels
+        self.call_seconds = MODEL_CALL_SECONDS.labels(**labels)
+        self.call_rows = MODEL_CALL_ROWS.labels(**labels)
+        if self.classifier:
+            self.confidence = CONFIDENCE.labels(**labels)
+            # Columns in the spec's class order, whatever order the estimator learned.
+            order = list(pipeline.classes_)
+            self.columns = [order.index(c) for c in served.classes]
+        else:
+            target = reference[served.spec.target.name].to_numpy(dtype=float)
+            buckets = np.quantile(target, np.linspace(0.05, 0.95, 10)).round(6)
+            self.values = predicted_value_histogram(buckets).labels(**labels)
+
+    def __call__(self, records: list[dict[str, Any]]) -> np.ndarray:
+        frame = records_to_frame(self.spec, records)
+        start = time.perf_counter()
+        if self.classifier:
+            out = self.pipeline.predict_proba(frame)[:, self.columns]
+        else:
+            out = np.asarray(self.pipeline.predict(frame), dtype=float)
+        self.call_seconds.observe(time.perf_counter() - start)
+        self.call_rows.observe(len(records))
+        self._count(out)
+        return out
+
+    def _count(self, out: np.ndarray) -> None:
+        if self.classifier:
+            winners, counts = np.unique(out.argmax(axis=1), return_counts=True)
+            for index, count in zip(winners, counts, strict=True):
+                PREDICTIONS.labels(**self.labels,
+                                   predicted_class=self.served.classes[index]).inc(int(count))
+            for confidence in out.max(axis=1):
+                self.confidence.observe(float(confidence))
+        else:
+            PREDICTIONS.labels(**self.labels, predicted_class="value").inc(len(out))
+            for value in out:
+                self.values.observe(float(value))
