@@ -94,13 +94,13 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def batch_metrics(url: str) -> tuple[float, float]:
-    """(requests batched, batches) from BentoML's adaptive batching histogram."""
+    """(rows scored, model calls) from the service's own histogram, in every batching mode."""
     text = httpx.get(f"{url}/metrics", timeout=10).text
     sums = counts = 0.0
     for line in text.splitlines():
-        if line.startswith("bentoml_service_adaptive_batch_size_sum"):
+        if line.startswith("tabular_model_call_rows_sum"):
             sums += float(line.rsplit(" ", 1)[1])
-        elif line.startswith("bentoml_service_adaptive_batch_size_count"):
+        elif line.startswith("tabular_model_call_rows_count"):
             counts += float(line.rsplit(" ", 1)[1])
     return sums, counts
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         with bentoml_server(env | {"BATCHING_MODE": "off"}, home / "unbatched.log") as (url, pid):
             rows.append(measure(f"service, batching off (model service), {workers} API "
                                 "worker(s)", url, pid, records, config.users, config.seconds,
-                                config.warmup_seconds))
+                                config.warmup_seconds, batching=True))
 
         for count in sorted({1, cores}):
             CONSOLE.print(f"[bold]FastAPI + uvicorn baseline, {count} worker(s)[/]")
@@ -311,7 +311,7 @@ def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
 def render(config: BenchmarkConfig, rows: list[Row], tag: str, elapsed: float,
            cores: int) -> str:
     header = ["design", "req/s", "rows/s", "p50 / p95 / p99 ms", "failures", "server CPU (cores)",
-              "load generator CPU (cores)", "avg batch (requests)", "note"]
+              "load generator CPU (cores)", "rows per model call", "note"]
     lines = [
         "# Serving benchmark", "",
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
