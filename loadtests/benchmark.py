@@ -328,6 +328,8 @@ def render(config: BenchmarkConfig, rows: list[Row], tag: str, elapsed: float,
         "## Targets", "", "| target | measured | met |", "|---|---|---|",
         *(f"| {name} | {value} | {'yes' if ok else 'no'} |"
           for name, value, ok in targets(rows, cores)), "",
+        "What bounds the targets that are not met, and what would lift them: README.md, "
+        "*Load testing and benchmark*.", "",
     ]
     return "\n".join(lines)
 
