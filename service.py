@@ -11,15 +11,19 @@ The served model is chosen by configs/serving.yaml, MODEL_NAME or MODEL_TAG.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from serving.batcher import MicroBatcher
+from serving.capture import PredictionCapture
 from serving.config import load_serving_config
+from serving.drift_monitor import DriftMonitor
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.predict import Formatter
@@ -39,6 +43,8 @@ SPEC = SERVED.spec
 CLASSIFIER = SPEC.task != "regression"
 BATCH = SETTINGS.batching
 MODE = SETTINGS.batching_mode
+MONITORING = SETTINGS.monitoring
+logger = logging.getLogger("tabular.service")
 
 Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
@@ -105,6 +111,31 @@ class TabularService:
         self.batcher = None
         if MODE == "in_process":
             self.batcher = MicroBatcher(load_scorer(self.bento_model), BATCH.max_batch_size)
+        self.capture = None
+        if MONITORING.capture.enabled:
+            self.capture = PredictionCapture(
+                MONITORING.capture_dir, model_name=SERVED.name, model_version=SERVED.version,
+                max_bytes=MONITORING.capture.max_bytes,
+                backup_count=MONITORING.capture.backup_count,
+                exclude=set(MONITORING.capture.exclude_features),
+            )
+        self.drift = DriftMonitor(SERVED, MONITORING)
+        self._drift_task: asyncio.Task | None = None
+
+    @bentoml.on_startup
+    async def _start_drift_checks(self) -> None:
+        # One worker runs the periodic check, off the request path (in a thread).
+        if MONITORING.drift.enabled and bentoml.server_context.worker_index in (None, 1):
+            self._drift_task = asyncio.get_running_loop().create_task(self.drift.run_forever())
+
+    @bentoml.on_shutdown
+    async def _stop(self) -> None:
+        if self._drift_task is not None:
+            self._drift_task.cancel()
+        if self.capture is not None:
+            self.capture.close()  # drains the queue: every accepted record is written
+        if self.batcher is not None:
+            self.batcher.close()
 
     async def _score(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.batcher is not None:
@@ -112,7 +143,10 @@ class TabularService:
         else:
             # The model service's dispatcher splits calls larger than max_batch_size.
             out = await self.runner.to_async.score(records)
-        return [self.formatter.answer(row) for row in out]
+        answers = [self.formatter.answer(row) for row in out]
+        if self.capture is not None:
+            self.capture.record(records, answers)
+        return answers
 
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     async def predict(self, **record: Any) -> Any:
@@ -131,6 +165,34 @@ class TabularService:
     def model_info(self) -> dict[str, Any]:
         """Model name and version, MLflow links, metrics, task, classes and feature schema."""
         return SERVED.info()
+
+    @http.get("/drift")
+    def drift_summary(self) -> JSONResponse:
+        """The latest drift check: share of drifted features and per-feature statistics."""
+        summary = self.drift.latest()
+        if summary is None:
+            return JSONResponse(
+                {"error": "no drift check has run yet", "detail": self.drift.status()},
+                status_code=404)
+        return JSONResponse(summary)
+
+    @http.post("/drift/check")
+    async def drift_check(self) -> JSONResponse:
+        """Run a drift check now instead of waiting for the next periodic one."""
+        loop = asyncio.get_running_loop()
+        summary = await loop.run_in_executor(None, self.drift.check)
+        if summary is None:
+            return JSONResponse({"error": "not enough captured records",
+                                 "detail": self.drift.status()}, status_code=409)
+        return JSONResponse(summary.to_dict())
+
+    @http.get("/drift/report")
+    def drift_report(self) -> Any:
+        """The latest drift check's Evidently HTML report."""
+        path = self.drift.report_path
+        if not path.is_file():
+            return JSONResponse({"error": "no drift report yet"}, status_code=404)
+        return FileResponse(path, media_type="text/html")
 
     @http.get("/v2/health/live")
     def v2_live(self) -> dict[str, bool]:

@@ -41,6 +41,32 @@ class BatchingConfig(StrictModel):
     max_latency_ms: int = Field(default=10_000, ge=1)
 
 
+class CaptureConfig(StrictModel):
+    enabled: bool = True
+    max_bytes: int = Field(default=10_000_000, ge=10_000)
+    backup_count: int = Field(default=5, ge=0)
+    exclude_features: list[str] = Field(default_factory=list)
+
+
+class DriftConfig(StrictModel):
+    enabled: bool = True
+    interval_s: float = Field(default=300, ge=1)
+    window_rows: int = Field(default=1000, ge=10)
+    min_rows: int = Field(default=50, ge=10)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class MonitoringConfig(StrictModel):
+    directory: str = "monitoring_data"
+    capture: CaptureConfig = CaptureConfig()
+    drift: DriftConfig = DriftConfig()
+
+    @property
+    def capture_dir(self) -> Path:
+        """CAPTURE_DIR if set, else `directory` (relative to the working directory)."""
+        return Path(os.environ.get("CAPTURE_DIR") or self.directory).resolve()
+
+
 class ServingConfig(StrictModel):
     model_name: str
     max_batch_records: int = Field(default=1000, ge=1)
@@ -49,6 +75,7 @@ class ServingConfig(StrictModel):
     api_workers: int = Field(default=1, ge=1)
     model_workers: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=30, gt=0)
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @property
     def batching_mode(self) -> BatchingMode:

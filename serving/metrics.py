@@ -1,6 +1,7 @@
 """The service's own Prometheus metrics, beside BentoML's request and batching metrics.
 
-Defined at import so every worker process registers them; BentoML merges workers' values.
+Defined at import so every worker process registers them; BentoML runs prometheus_client
+in multiprocess mode and merges the workers' values on /metrics.
 """
 
 from __future__ import annotations
@@ -9,42 +10,76 @@ import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from bentoml.metrics import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 PREDICTIONS = Counter(
-    name="tabular_predictions_total",
-    documentation="Records scored, by model, version and predicted class ('value' for regressors)",
+    "tabular_predictions_total",
+    "Records scored, by model, version and predicted class ('value' for regressors)",
     labelnames=["model_name", "model_version", "predicted_class"],
 )
 CONFIDENCE = Histogram(
-    name="tabular_prediction_confidence",
-    documentation="Probability of the predicted class (classifiers)",
+    "tabular_prediction_confidence",
+    "Probability of the predicted class (classifiers)",
     labelnames=["model_name", "model_version"],
     buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
 VALIDATION_FAILURES = Counter(
-    name="tabular_validation_failures_total",
-    documentation="Rejected request fields, by endpoint, field and rule broken",
+    "tabular_validation_failures_total",
+    "Rejected request fields, by endpoint, field and rule broken",
     labelnames=["endpoint", "field", "rule"],
 )
 MODEL_CALL_SECONDS = Histogram(
-    name="tabular_model_call_seconds",
-    documentation="Time spent in the pipeline per model call (one call scores a batch)",
+    "tabular_model_call_seconds",
+    "Time spent in the pipeline per model call (one call scores a batch)",
     labelnames=["model_name", "model_version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 MODEL_CALL_ROWS = Histogram(
-    name="tabular_model_call_rows",
-    documentation="Rows scored per model call: > 1 means batching works",
+    "tabular_model_call_rows",
+    "Rows scored per model call: > 1 means batching works",
     labelnames=["model_name", "model_version"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
 
 
+# Drift: set by the one worker that runs the periodic check; "mostrecent" so that /metrics
+# shows one value per series whichever worker answers the scrape.
+DRIFT_SHARE = Gauge(
+    "tabular_drift_share",
+    "Share of features whose distribution drifted (latest check)",
+    ["model_name", "model_version"], multiprocess_mode="mostrecent",
+)
+DRIFT_DETECTED = Gauge(
+    "tabular_drift_detected",
+    "1 if the share of drifted features reached the configured drift_share (latest check)",
+    ["model_name", "model_version"], multiprocess_mode="mostrecent",
+)
+FEATURE_DRIFT_SCORE = Gauge(
+    "tabular_feature_drift_score",
+    "Per-feature drift statistic of the latest check (p-value or distance, see method)",
+    ["model_name", "model_version", "feature", "method"], multiprocess_mode="mostrecent",
+)
+FEATURE_DRIFTED = Gauge(
+    "tabular_feature_drifted",
+    "1 if the feature drifted in the latest check",
+    ["model_name", "model_version", "feature"], multiprocess_mode="mostrecent",
+)
+DRIFT_WINDOW_ROWS = Gauge(
+    "tabular_drift_window_rows",
+    "Captured rows compared with the reference sample in the latest check",
+    ["model_name", "model_version"], multiprocess_mode="mostrecent",
+)
+DRIFT_LAST_CHECK = Gauge(
+    "tabular_drift_last_check_timestamp_seconds",
+    "Unix time of the latest drift check",
+    ["model_name", "model_version"], multiprocess_mode="mostrecent",
+)
+
+
 def predicted_value_histogram(buckets: Iterable[float]) -> Any:
     return Histogram(
-        name="tabular_predicted_value",
-        documentation="Predicted value (regressors); buckets from the training target's quantiles",
+        "tabular_predicted_value",
+        "Predicted value (regressors); buckets from the training target's quantiles",
         labelnames=["model_name", "model_version"],
         buckets=tuple(sorted(set(buckets))),
     )

@@ -27,11 +27,16 @@ class Server:
     model_name: str
     dataset: object
     log: Path
+    capture_dir: Path
 
 
 def serving_config(tmp: Path, model_name: str) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "serving.yaml").read_text())
     config |= {"model_name": model_name, "max_batch_records": MAX_BATCH}
+    # Drift is checked on demand (POST /drift/check) in tests; sex is kept out of the capture.
+    config["monitoring"]["directory"] = str(tmp / "capture")
+    config["monitoring"]["drift"] |= {"interval_s": 3600, "min_rows": 20}
+    config["monitoring"]["capture"]["exclude_features"] = ["sex"]
     path = tmp / "serving.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -49,6 +54,10 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
+    yield from serve_dataset(tmp, dataset, mode)
+
+
+def serve_dataset(tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
     spec = load_dataset_spec(dataset)
     env = {
         "BENTOML_HOME": os.environ["BENTOML_HOME"],
@@ -59,7 +68,7 @@ def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Ite
     log = tmp / "serve.log"
     data = CLEVELAND if dataset == "heart" else None
     with bentoml_serve(env, log) as url:
-        yield Server(url, spec.model_name, load_dataset(spec, data), log)
+        yield Server(url, spec.model_name, load_dataset(spec, data), log, tmp / "capture")
 
 
 @pytest.fixture(scope="session")

@@ -268,3 +268,20 @@ def test_regression_service(diabetes_server) -> None:
                            "data": [r[f] for r in rows]} for f in rows[0]]}
     v2 = httpx.post(f"{diabetes_server.url}/v2/models/diabetes-regressor/infer", json=request)
     assert v2.json()["outputs"][0]["datatype"] == "FP64"
+
+
+def test_capture_and_drift_endpoints(heart_server) -> None:
+    url = heart_server.url
+    rows = records(heart_server, 40, start=100)
+    assert httpx.post(f"{url}/predict_batch", json={"records": rows}).status_code == 200
+    summary = httpx.post(f"{url}/drift/check", timeout=120).json()
+    assert summary["window_rows"] >= 40 and 0 <= summary["drift_share"] <= 1
+    assert {f["feature"] for f in summary["features"]} == \
+        set(heart_server.dataset.spec.feature_names) - {"sex"}  # sex is not captured
+    assert httpx.get(f"{url}/drift").json()["checked_at"] == summary["checked_at"]
+    report = httpx.get(f"{url}/drift/report")
+    assert report.status_code == 200 and "text/html" in report.headers["content-type"]
+    metrics = httpx.get(f"{url}/metrics").text
+    assert metric(metrics, "tabular_drift_window_rows") == summary["window_rows"]
+    assert metric(metrics, "tabular_drift_share") == pytest.approx(summary["drift_share"])
+    assert metric(metrics, "tabular_feature_drifted", feature="age") in (0.0, 1.0)

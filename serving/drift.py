@@ -1,0 +1,173 @@
+"""Data drift of captured production records against the model's reference sample.
+
+Evidently 0.7's DataDriftPreset, with the column types taken from the data set spec
+(numeric and integer features as numerical, categorical and binary ones as categorical),
+so Evidently picks a fitting test per column (K-S / chi-square or Z-test on small
+samples, Wasserstein / Jensen-Shannon distance on large ones).
+
+    python -m serving.drift --model NAME [--capture-dir DIR] [--window 1000] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from training.spec import DatasetSpec, canonical_value
+
+SUMMARY_FILE = "drift_summary.json"
+REPORT_FILE = "drift_report.html"
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass
+class DriftSummary:
+    model_name: str
+    model_version: str
+    checked_at: float
+    window_rows: int
+    reference_rows: int
+    drift_share: float
+    share_threshold: float
+    drift_detected: bool
+    features: list[FeatureDrift]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _typed(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """Spec columns present in `frame`: numbers as floats, categories as canonical strings."""
+    out = pd.DataFrame(index=frame.index)
+    for feature in spec.features:
+        if feature.name not in frame.columns:
+            continue  # e.g. a sensitive feature left out of the capture
+        column = frame[feature.name]
+        if feature.type in ("categorical", "binary"):
+            out[feature.name] = column.map(canonical_value).astype("object")
+        else:
+            out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+    return out
+
+
+def compute_drift(
+    spec: DatasetSpec, reference: pd.DataFrame, current: pd.DataFrame, *,
+    model_name: str, model_version: str, share_threshold: float = 0.5,
+    report_path: Path | None = None,
+) -> DriftSummary:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    current = _typed(spec, current)
+    reference = _typed(spec, reference)[list(current.columns)]
+    kinds = {f.name: f.type for f in spec.features}
+    definition = DataDefinition(
+        numerical_columns=[c for c in current.columns if kinds[c] in ("numeric", "integer")],
+        categorical_columns=[c for c in current.columns if kinds[c] in ("categorical", "binary")],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Evidently warns about constant columns and such
+        snapshot = Report([DataDriftPreset(drift_share=share_threshold)]).run(
+            Dataset.from_pandas(current, data_definition=definition),
+            Dataset.from_pandas(reference, data_definition=definition),
+        )
+    features = []
+    share = 0.0
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        if config.get("type", "").endswith("DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
+        elif config.get("type", "").endswith("ValueDrift"):
+            method, threshold, score = config["method"], float(config["threshold"]), \
+                float(metric["value"])
+            # p-values drift when small; distances when large.
+            drifted = score < threshold if "p_value" in method else score >= threshold
+            features.append(FeatureDrift(config["column"], method, score, threshold, drifted))
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(report_path))
+    return DriftSummary(
+        model_name=model_name, model_version=model_version, checked_at=time.time(),
+        window_rows=len(current), reference_rows=len(reference), drift_share=share,
+        share_threshold=share_threshold, drift_detected=share >= share_threshold,
+        features=features,
+    )
+
+
+def captured_frame(lines: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame([line["features"] for line in lines])
+
+
+def write_summary(summary: DriftSummary, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SUMMARY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    tmp.replace(path)  # readers never see half a file
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    import bentoml
+
+    from serving.capture import read_capture
+    from serving.config import load_serving_config
+    from serving.model_store import find_served_model
+
+    settings = load_serving_config()
+    monitoring = settings.monitoring
+    parser = argparse.ArgumentParser(description="Drift of captured records vs the reference")
+    parser.add_argument("--model", default=settings.model_tag, help="model name or tag")
+    parser.add_argument("--capture-dir", type=Path, default=monitoring.capture_dir)
+    parser.add_argument("--window", type=int, default=monitoring.drift.window_rows)
+    parser.add_argument("--out", type=Path, help="report folder (default: CAPTURE_DIR/drift)")
+    parser.add_argument("--current", type=Path,
+                        help="a CSV of records to check instead of the capture")
+    args = parser.parse_args(argv)
+
+    tag = args.model if ":" in args.model else f"{args.model}:latest"
+    served = find_served_model(tag)
+    reference = bentoml.models.get(served.tag).custom_objects["reference_sample"]
+    if args.current:
+        current = pd.read_csv(args.current)
+    else:
+        lines = read_capture(args.capture_dir, served.name, args.window)
+        if len(lines) < monitoring.drift.min_rows:
+            print(f"only {len(lines)} captured rows for {served.name} in {args.capture_dir} "
+                  f"(need {monitoring.drift.min_rows}); send traffic or lower drift.min_rows",
+                  file=sys.stderr)
+            return 2
+        current = captured_frame(lines)
+    out = args.out or args.capture_dir / "drift"
+    summary = compute_drift(served.spec, reference, current, model_name=served.name,
+                            model_version=served.version,
+                            share_threshold=monitoring.drift.drift_share,
+                            report_path=out / REPORT_FILE)
+    write_summary(summary, out)
+    drifted = [f.feature for f in summary.features if f.drifted]
+    print(f"{served.name} {served.version}: {summary.window_rows} rows vs "
+          f"{summary.reference_rows} reference rows; drifted {len(drifted)}/"
+          f"{len(summary.features)} features ({summary.drift_share:.0%}): {drifted}; "
+          f"drift detected: {summary.drift_detected}")
+    print(f"report: {out / REPORT_FILE}; summary: {out / SUMMARY_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
