@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-system.sh
 echo "==> ruff"
 .venv/bin/ruff check .
 echo "==> pytest"

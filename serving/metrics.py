@@ -76,6 +76,13 @@ DRIFT_LAST_CHECK = Gauge(
 )
 
 
+MODEL_READY = Gauge(
+    "tabular_model_ready",
+    "1 once this process has loaded the model it serves",
+    ["model_name", "model_version"], multiprocess_mode="max",
+)
+
+
 def predicted_value_histogram(buckets: Iterable[float]) -> Any:
     return Histogram(
         "tabular_predicted_value",

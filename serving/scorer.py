@@ -15,6 +15,7 @@ from serving.metrics import (
     CONFIDENCE,
     MODEL_CALL_ROWS,
     MODEL_CALL_SECONDS,
+    MODEL_READY,
     PREDICTIONS,
     predicted_value_histogram,
 )
@@ -41,6 +42,7 @@ class PipelineScorer:
             target = reference[served.spec.target.name].to_numpy(dtype=float)
             buckets = np.quantile(target, np.linspace(0.05, 0.95, 10)).round(6)
             self.values = predicted_value_histogram(buckets).labels(**labels)
+        MODEL_READY.labels(**labels).set(1)
 
     def __call__(self, records: list[dict[str, Any]]) -> np.ndarray:
         frame = records_to_frame(self.spec, records)

@@ -18,6 +18,9 @@ import pytest  # noqa: E402
 
 from training.config import TrainingConfig, load_training_config  # noqa: E402
 
+# Server fixtures (heart_server, ...) shared by tests/service and tests/monitoring.
+pytest_plugins = ["tests.servers"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 CLEVELAND = FIXTURES / "heart" / "processed.cleveland.data"
 

@@ -12,7 +12,7 @@ import pytest
 
 from loadtests.loadgen import closed_loop
 from serving.model_store import example_record
-from tests.service.conftest import MAX_BATCH, Server
+from tests.servers import MAX_BATCH, Server
 
 
 def records(server: Server, n: int, start: int = 0) -> list[dict]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import httpx
 
 from serving.capture import read_capture
-from tests.service.conftest import serve_dataset
+from tests.servers import serve_dataset
 from tests.service.test_service import records
 
 

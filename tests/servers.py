@@ -1,4 +1,4 @@
-"""A real `bentoml serve` against models trained into temporary stores."""
+"""Servers for integration tests: a real `bentoml serve` of models trained in temporary stores."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from training.data import load_dataset
 from training.spec import load_dataset_spec
 from training.train import run_training
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MAX_BATCH = 50
 
 
