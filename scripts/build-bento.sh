@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build the Bento of the service and the configured champion, labelled with the data set,
+# the model version and the git commit. Usage: scripts/build-bento.sh [MODEL_NAME]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+MODEL_NAME="${1:-${MODEL_NAME:-$(.venv/bin/python -c 'from serving.config import load_serving_config as l; print(l().model_tag.split(":")[0])')}}"
+export MODEL_NAME
+labels=$(.venv/bin/python - <<'PY'
+import os, subprocess
+from serving.model_store import find_served_model
+served = find_served_model(os.environ["MODEL_NAME"] + ":latest")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                        text=True).stdout.strip() or "unknown"
+print(f"--label dataset={served.spec.name} --label model={served.tag.replace(':', '_')} "
+      f"--label mlflow_model_version={served.labels.get('mlflow_model_version', '')} "
+      f"--label git_commit={commit}")
+PY
+)
+.venv/bin/python scripts/serving_requirements.py
+# shellcheck disable=SC2086
+.venv/bin/bentoml build $labels
