@@ -88,6 +88,9 @@ class ModelRunner:
 
 
 http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, redoc_url=None)
+ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}}}}
+NOT_FOUND = {404: {"description": "unknown model or nothing yet", **ERROR}}
 
 
 @bentoml.service(
@@ -166,7 +169,7 @@ class TabularService:
         """Model name and version, MLflow links, metrics, task, classes and feature schema."""
         return SERVED.info()
 
-    @http.get("/drift")
+    @http.get("/drift", responses=NOT_FOUND)
     def drift_summary(self) -> JSONResponse:
         """The latest drift check: share of drifted features and per-feature statistics."""
         summary = self.drift.latest()
@@ -176,7 +179,8 @@ class TabularService:
                 status_code=404)
         return JSONResponse(summary)
 
-    @http.post("/drift/check")
+    @http.post("/drift/check", responses={409: {"description": "too few captured records",
+                                                **ERROR}})
     async def drift_check(self) -> JSONResponse:
         """Run a drift check now instead of waiting for the next periodic one."""
         loop = asyncio.get_running_loop()
@@ -186,7 +190,7 @@ class TabularService:
                                  "detail": self.drift.status()}, status_code=409)
         return JSONResponse(summary.to_dict())
 
-    @http.get("/drift/report")
+    @http.get("/drift/report", responses=NOT_FOUND)
     def drift_report(self) -> Any:
         """The latest drift check's Evidently HTML report."""
         path = self.drift.report_path
@@ -198,25 +202,26 @@ class TabularService:
     def v2_live(self) -> dict[str, bool]:
         return {"live": True}
 
-    @http.get("/v2/health/ready")
+    @http.get("/v2/health/ready", responses={503: {"description": "model not ready", **ERROR}})
     async def v2_ready(self) -> JSONResponse:
         # In process the model is loaded before the worker serves; else ask the model service.
         ready = True if self.batcher is not None else await self.runner.is_ready(timeout=1)
         return JSONResponse({"ready": bool(ready)}, status_code=200 if ready else 503)
 
-    @http.get("/v2/models/{name}")
+    @http.get("/v2/models/{name}", responses=NOT_FOUND)
     def v2_model(self, name: str) -> JSONResponse:
         if name != SERVED.name:
             return _unknown_model(name)
         return JSONResponse(model_metadata(SPEC, SERVED.name, SERVED.version))
 
-    @http.get("/v2/models/{name}/ready")
+    @http.get("/v2/models/{name}/ready", responses=NOT_FOUND)
     async def v2_model_ready(self, name: str) -> JSONResponse:
         if name != SERVED.name:
             return _unknown_model(name)
         return await self.v2_ready()
 
-    @http.post("/v2/models/{name}/infer", response_model=InferResponse)
+    @http.post("/v2/models/{name}/infer", response_model=InferResponse,
+               responses={**NOT_FOUND, 400: {"description": "invalid inputs", **ERROR}})
     async def v2_infer(self, name: str, request: InferRequest) -> Any:
         if name != SERVED.name:
             return _unknown_model(name)

@@ -18,5 +18,17 @@ print(f"--label dataset={served.spec.name} --label model={served.tag.replace(':'
 PY
 )
 .venv/bin/python scripts/serving_requirements.py
+bentofile=bentofile.yaml
+if [ -n "${BASE_IMAGE:-}" ]; then
+  # A local base image (air-gapped sites, no registry): same bentofile, other base.
+  bentofile=.bentofile.local.yaml
+  .venv/bin/python - "$BASE_IMAGE" <<'PY'
+import sys, yaml
+spec = yaml.safe_load(open("bentofile.yaml"))
+spec["docker"]["base_image"] = sys.argv[1]
+spec["docker"].pop("distro", None)
+open(".bentofile.local.yaml", "w").write(yaml.safe_dump(spec, sort_keys=False))
+PY
+fi
 # shellcheck disable=SC2086
-.venv/bin/bentoml build $labels
+.venv/bin/bentoml build -f "$bentofile" $labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,13 @@ def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Ite
 
 def serve_dataset(tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
     spec = load_dataset_spec(dataset)
+    # Every `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir at start, so two
+    # servers sharing a home break each other's metrics: each gets a home of its own.
+    home = tmp / "bentoml-home"
+    shutil.copytree(Path(os.environ["BENTOML_HOME"]) / "models" / spec.model_name,
+                    home / "models" / spec.model_name)
     env = {
-        "BENTOML_HOME": os.environ["BENTOML_HOME"],
+        "BENTOML_HOME": str(home),
         "SERVING_CONFIG": str(serving_config(tmp, spec.model_name)),
         "BENTOML_DO_NOT_TRACK": "true",
         "BATCHING_MODE": mode,  # empty: the configured default

@@ -121,7 +121,9 @@ def test_prometheus_scrapes_the_service_metrics(heart_server, prometheus) -> Non
 def test_dashboard_queries_parse_and_find_series(heart_server, prometheus) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     httpx.post(f"{heart_server.url}/predict_batch", json={"records": records(heart_server, 5)})
-    _wait_for(prometheus, "tabular_model_call_rows_count")
+    # rate() needs two scrapes of the series.
+    _wait_for(prometheus, "rate(tabular_model_call_rows_count[1m])")
+    _wait_for(prometheus, "rate(bentoml_service_request_total[1m])")
     found = 0
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
