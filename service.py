@@ -128,7 +128,10 @@ class TabularService:
     @bentoml.on_startup
     async def _start_drift_checks(self) -> None:
         # One worker runs the periodic check, off the request path (in a thread).
-        if MONITORING.drift.enabled and bentoml.server_context.worker_index in (None, 1):
+        if not self.drift.available():
+            logger.warning("Evidently is not installed: no drift checks in this process; "
+                           "run `python -m serving.drift` where the project is installed")
+        elif MONITORING.drift.enabled and bentoml.server_context.worker_index in (None, 1):
             self._drift_task = asyncio.get_running_loop().create_task(self.drift.run_forever())
 
     @bentoml.on_shutdown
@@ -179,10 +182,15 @@ class TabularService:
                 status_code=404)
         return JSONResponse(summary)
 
-    @http.post("/drift/check", responses={409: {"description": "too few captured records",
-                                                **ERROR}})
+    @http.post("/drift/check", responses={
+        409: {"description": "too few captured records", **ERROR},
+        501: {"description": "Evidently not installed", **ERROR}})
     async def drift_check(self) -> JSONResponse:
         """Run a drift check now instead of waiting for the next periodic one."""
+        if not self.drift.available():
+            return JSONResponse({"error": "Evidently is not installed in this image; run "
+                                 "`python -m serving.drift` against the capture instead"},
+                                status_code=501)
         loop = asyncio.get_running_loop()
         summary = await loop.run_in_executor(None, self.drift.check)
         if summary is None:

@@ -14,9 +14,11 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
-# What service.py and the pickled pipeline import at run time.
+# What service.py and the pickled pipeline import at run time. Evidently (with plotly,
+# pyarrow, statsmodels: ~350 MB) stays out of the image: the drift check runs where the
+# project is installed (python -m serving.drift); in the image /drift/check says so.
 SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pyyaml",
-           "prometheus-client", "fastapi", "aiohttp", "evidently"]
+           "prometheus-client", "fastapi", "aiohttp"]
 
 
 def normalise(name: str) -> str:
@@ -24,22 +26,24 @@ def normalise(name: str) -> str:
 
 
 def closure(roots: list[str]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(roots)
+    """Names of the roots and of everything they require, extras included."""
+    seen: set[tuple[str, str]] = set()
+    todo = [(normalise(r), "") for r in roots]
     while todo:
-        name = normalise(todo.pop())
-        if name in seen:
+        name, extra = todo.pop()
+        if (name, extra) in seen:
             continue
-        seen.add(name)
+        seen.add((name, extra))
         try:
             requires = distribution(name).requires or []
         except PackageNotFoundError:
             continue
         for spec in requires:
             req = Requirement(spec)
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return seen
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                todo.append((normalise(req.name), ""))
+                todo.extend((normalise(req.name), e) for e in req.extras)
+    return {name for name, _ in seen}
 
 
 def main() -> int:

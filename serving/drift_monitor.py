@@ -52,6 +52,13 @@ class DriftMonitor:
                 "reference_sample"]
         return self._reference
 
+    @staticmethod
+    def available() -> bool:
+        """Evidently is installed (it is left out of the slim container image)."""
+        import importlib.util
+
+        return importlib.util.find_spec("evidently") is not None
+
     def check(self) -> DriftSummary | None:
         """One check now (blocking); None when too few records were captured yet."""
         drift = self.config.drift
