@@ -18,17 +18,19 @@ print(f"--label dataset={served.spec.name} --label model={served.tag.replace(':'
 PY
 )
 .venv/bin/python scripts/serving_requirements.py
-bentofile=bentofile.yaml
-if [ -n "${BASE_IMAGE:-}" ]; then
-  # A local base image (air-gapped sites, no registry): same bentofile, other base.
-  bentofile=.bentofile.local.yaml
-  .venv/bin/python - "$BASE_IMAGE" <<'PY'
-import sys, yaml
+# The Bento serves exactly the model it contains (MODEL_TAG in its environment), from a
+# local base image when BASE_IMAGE is set (air-gapped sites, no registry).
+.venv/bin/python - "${BASE_IMAGE:-}" <<'PY'
+import os, sys, yaml
+from serving.model_store import find_served_model
 spec = yaml.safe_load(open("bentofile.yaml"))
-spec["docker"]["base_image"] = sys.argv[1]
-spec["docker"].pop("distro", None)
+tag = find_served_model(os.environ["MODEL_NAME"] + ":latest").tag
+spec["docker"].setdefault("env", {})["MODEL_TAG"] = tag
+if sys.argv[1]:
+    spec["docker"]["base_image"] = sys.argv[1]
+    spec["docker"].pop("distro", None)
 open(".bentofile.local.yaml", "w").write(yaml.safe_dump(spec, sort_keys=False))
 PY
-fi
+bentofile=.bentofile.local.yaml
 # shellcheck disable=SC2086
 .venv/bin/bentoml build -f "$bentofile" $labels

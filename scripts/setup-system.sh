@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Debian packages the tests need: prometheus (promtool for the rule tests and the server
-# for the end-to-end scrape test). Idempotent; installs only what is missing.
+# Debian packages the tests need, installed only when missing (idempotent):
+# - prometheus: promtool (rule tests) and the server (end-to-end scrape test);
+# - buildah, podman, runc, catatonit, debootstrap: the container image and `podman kube play`
+#   tests (no Docker engine or registry needed).
+# kubectl with kustomize comes with this machine image (google-cloud-cli); without it the
+# manifest tests skip and say so.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
+[ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

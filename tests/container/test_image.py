@@ -1,0 +1,155 @@
+"""End to end: the Bento builds, `bentoml containerize` builds the image from a local base
+(no registry here), the image runs non-root on a read-only root, answers, stops cleanly,
+and the dev overlay's Deployment runs under `podman kube play`.
+
+Slow (about 3 minutes): the base image is made with debootstrap once per machine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from loadtests.server import free_port
+from tests.servers import serve_dataset  # noqa: F401  (fixtures come from tests.servers)
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_IMAGE = "localhost/tabular-python:3.11-bookworm"
+IMAGE = "localhost/tabular-serving:e2e"
+MAX_IMAGE_MB = 600
+PODMAN_ENV = os.environ | {"CONTAINERS_CONF": str(ROOT / "container" / "containers.conf")}
+WRITABLE = ["/tmp", "/home/bentoml/prometheus_multiproc_dir", "/home/bentoml/bentos",
+            "/home/bentoml/models", "/home/bentoml/envs", "/home/bentoml/tmp"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        any(shutil.which(tool) is None for tool in ("podman", "buildah", "debootstrap")),
+        reason="podman, buildah and debootstrap are needed: scripts/setup-system.sh installs them",
+    ),
+]
+
+
+def run(*command: str, env: dict | None = None, timeout: float = 900) -> str:
+    result = subprocess.run(command, cwd=ROOT, env=os.environ | (env or {}), text=True,
+                            capture_output=True, timeout=timeout)
+    assert result.returncode == 0, \
+        f"{command}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def image(trained_store, tmp_path_factory) -> str:
+    """The heart model's image, built the documented way (scripts)."""
+    home = tmp_path_factory.mktemp("bento-home") / "bentoml"
+    shutil.copytree(Path(os.environ["BENTOML_HOME"]) / "models" / "heart-disease-classifier",
+                    home / "models" / "heart-disease-classifier")
+    env = {"BENTOML_HOME": str(home), "CONTAINERS_CONF": str(ROOT / "container/containers.conf")}
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.is_file():  # builds here go through a TLS-intercepting proxy
+        env["EXTRA_CA_BUNDLE"] = str(bundle)
+    run("bash", "scripts/build-base-image.sh", BASE_IMAGE, env=env)
+    run("bash", "scripts/build-bento.sh", "heart-disease-classifier",
+        env=env | {"BASE_IMAGE": BASE_IMAGE})
+    started = time.monotonic()
+    run("bash", "scripts/containerize.sh", IMAGE, env=env)
+    print(f"containerize: {time.monotonic() - started:.0f} s")
+    return IMAGE
+
+
+def podman(*args: str, timeout: float = 120) -> str:
+    return run("podman", *args, env={"CONTAINERS_CONF": str(ROOT / "container/containers.conf")},
+               timeout=timeout)
+
+
+def wait_ready(url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{url} not ready after {timeout}s")
+
+
+def heart_record() -> dict:
+    return {"age": 63, "sex": 1, "cp": 1, "trestbps": 145.0, "chol": 233.0, "fbs": 1,
+            "restecg": 2, "thalach": 150.0, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0,
+            "thal": 6}
+
+
+def test_image_is_small_and_runs_non_root(image) -> None:
+    size = json.loads(podman("image", "inspect", image))[0]["Size"] / 1e6
+    print(f"image size: {size:.0f} MB")
+    assert size <= MAX_IMAGE_MB
+    assert podman("run", "--rm", "--entrypoint", "id", image, "-u").strip() != "0"
+
+
+def test_image_answers_on_a_read_only_root_and_stops_cleanly(image) -> None:
+    port = free_port()
+    tmpfs = [arg for path in WRITABLE for arg in ("--tmpfs", f"{path}:rw,mode=1777")]
+    name = f"tabular-e2e-{port}"
+    podman("run", "-d", "--name", name, "--read-only", *tmpfs, "-p", f"127.0.0.1:{port}:3000",
+           image)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        answer = httpx.post(f"{url}/predict", json=heart_record()).json()
+        assert answer["model_name"] == "heart-disease-classifier"
+        assert 0 <= answer["probability"] <= 1
+        # SIGTERM while requests are in flight: every one of them is answered.
+        batch = {"records": [heart_record()] * 1000}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(httpx.post, f"{url}/predict_batch", json=batch, timeout=60)
+                       for _ in range(8)]
+            time.sleep(0.3)
+            started = time.monotonic()
+            podman("stop", "-t", "30", name)
+            stopped = time.monotonic() - started
+            statuses = [f.result().status_code for f in futures]
+        assert statuses == [200] * 8
+        assert stopped < 25, f"took {stopped:.0f}s to stop: SIGTERM was not handled"
+        logs = podman("logs", name)
+        assert "Service instance cleanup finalized" in logs or "cleanup" in logs.lower()
+    finally:
+        subprocess.run(["podman", "rm", "-f", name], capture_output=True, env=PODMAN_ENV)
+
+
+def test_dev_overlay_deploys_with_podman_kube_play(image, tmp_path) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with kustomize) is not installed")
+    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s/overlays/dev")],
+                              capture_output=True, text=True, check=True).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    config_map = next(o for o in objects if o["kind"] == "ConfigMap")
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    # The image sets MODEL_TAG to the model it contains, whatever the config's model_name.
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = image
+    port = free_port()
+    # podman has no cluster network here: publish on loopback.
+    container["ports"][0] |= {"hostPort": port, "hostIP": "127.0.0.1"}
+    manifest = tmp_path / "dev.yaml"
+    manifest.write_text(yaml.safe_dump_all([config_map, deployment]))
+    podman("kube", "play", str(manifest), timeout=180)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        answer = httpx.post(f"{url}/predict", json=heart_record())
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_name"] == "heart-disease-classifier"
+    finally:
+        subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True,
+                       env=PODMAN_ENV)
+
