@@ -17,7 +17,8 @@ print(f"--label dataset={served.spec.name} --label model={served.tag.replace(':'
       f"--label git_commit={commit}")
 PY
 )
-.venv/bin/python scripts/serving_requirements.py
+# WITH_DRIFT=1: Evidently in the image, so it runs the drift check itself (+370 MB).
+.venv/bin/python scripts/serving_requirements.py ${WITH_DRIFT:+--with-drift}
 # The Bento serves exactly the model it contains (MODEL_TAG in its environment), from a
 # local base image when BASE_IMAGE is set (air-gapped sites, no registry).
 .venv/bin/python - "${BASE_IMAGE:-}" <<'PY'
