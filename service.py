@@ -24,6 +24,7 @@ from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
+from serving.guard import RequestGuardMiddleware, api_key_from_env
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.predict import Formatter
@@ -97,6 +98,12 @@ NOT_FOUND = {404: {"description": "unknown model or nothing yet", **ERROR}}
     name="tabular_service",
     workers=SETTINGS.api_workers,
     traffic={"timeout": SETTINGS.timeout_s},
+    http={"cors": {
+        "enabled": bool(SETTINGS.cors_allow_origins),
+        "access_control_allow_origins": SETTINGS.cors_allow_origins,
+        "access_control_allow_methods": ["GET", "POST"],
+        "access_control_allow_headers": ["Content-Type", "Authorization"],
+    }},
 )
 @bentoml.asgi_app(http, path="/")
 class TabularService:
@@ -264,4 +271,8 @@ TabularService.add_asgi_middleware(
     ValidationMetricsMiddleware,
     paths={"/predict", "/predict_batch", f"/v2/models/{SERVED.name}/infer"},
     fields=set(SPEC.feature_names),
+)
+# Key, content type and size are checked before any body is read or parsed.
+TabularService.add_asgi_middleware(
+    RequestGuardMiddleware, api_key=api_key_from_env(), max_body_bytes=SETTINGS.max_body_bytes,
 )

@@ -75,6 +75,10 @@ class ServingConfig(StrictModel):
     api_workers: int = Field(default=1, ge=1)
     model_workers: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=30, gt=0)
+    # Bodies over this are refused with 413 before they are read into memory or parsed.
+    max_body_bytes: int = Field(default=4_000_000, ge=1_000)
+    # Browser origins allowed to call the API (CORS); empty: closed.
+    cors_allow_origins: list[str] = Field(default_factory=list)
     monitoring: MonitoringConfig = MonitoringConfig()
 
     @property

@@ -121,12 +121,12 @@ class ValidationMetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body" and 400 <= status < 500:
+            elif message["type"] == "http.response.body" and status == 400:
                 body.append(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, capture)
-        if 400 <= status < 500:
+        if status == 400:  # validation; 401/413/415 come from the request guard
             self.count(scope["path"], b"".join(body))
 
     def count(self, path: str, body: bytes) -> None:

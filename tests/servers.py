@@ -58,7 +58,8 @@ def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Ite
     yield from serve_dataset(tmp, dataset, mode)
 
 
-def serve_dataset(tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
+def serve_dataset(tmp: Path, dataset: str, mode: str = "",
+                  extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     spec = load_dataset_spec(dataset)
     # Every `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir at start, so two
     # servers sharing a home break each other's metrics: each gets a home of its own.
@@ -70,7 +71,7 @@ def serve_dataset(tmp: Path, dataset: str, mode: str = "") -> Iterator[Server]:
         "SERVING_CONFIG": str(serving_config(tmp, spec.model_name)),
         "BENTOML_DO_NOT_TRACK": "true",
         "BATCHING_MODE": mode,  # empty: the configured default
-    }
+    } | (extra_env or {})
     log = tmp / "serve.log"
     data = CLEVELAND if dataset == "heart" else None
     with bentoml_serve(env, log) as url:

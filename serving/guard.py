@@ -1,0 +1,101 @@
+"""Request guard for the prediction and drift endpoints, before any body is parsed:
+optional API-key (bearer token) authentication, JSON only (415), and a body size limit
+(413). Health, readiness and metrics stay open for probes and scrapers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info")
+OPEN_SUFFIXES = ("/ready",)  # /v2/models/{name}/ready is a probe
+
+
+def api_key_from_env() -> str | None:
+    """API_KEY, or the contents of API_KEY_FILE (a mounted Kubernetes Secret)."""
+    if key := os.environ.get("API_KEY"):
+        return key.strip()
+    if path := os.environ.get("API_KEY_FILE"):
+        return Path(path).read_text().strip() or None
+    return None
+
+
+class RequestGuardMiddleware:
+    def __init__(self, app: Callable[..., Awaitable[None]], *, api_key: str | None,
+                 max_body_bytes: int) -> None:
+        self.app = app
+        self.api_key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+
+    @staticmethod
+    def protected(path: str) -> bool:
+        return path.startswith(PROTECTED_PREFIXES) and not path.endswith(OPEN_SUFFIXES)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if (scope["type"] != "http" or not self.protected(scope["path"])
+                or scope["method"] == "OPTIONS"):  # CORS preflights carry no credentials
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
+        if self.api_key is not None:
+            given = headers.get("authorization", b"")
+            token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
+            if not hmac.compare_digest(token, self.api_key):
+                await _answer(send, 401, "missing or wrong API key: send "
+                              "'Authorization: Bearer <key>'",
+                              {"www-authenticate": 'Bearer realm="tabular-serving"'})
+                return
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        content_type = headers.get("content-type", b"").split(b";")[0].strip().lower()
+        if content_type != b"application/json":
+            await _answer(send, 415, "send JSON with 'Content-Type: application/json'")
+            return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_body_bytes:
+                await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
+                              "split the batch")
+                return
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read up to the limit here, then replay the body.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
+                              "split the batch")
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        replayed = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return replayed
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _answer(send: Callable, status: int, error: str,
+                  extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
