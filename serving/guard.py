@@ -49,14 +49,16 @@ class RequestGuardMiddleware:
                               "'Authorization: Bearer <key>'",
                               {"www-authenticate": 'Bearer realm="tabular-serving"'})
                 return
-        if scope["method"] != "POST":
+        declared = headers.get("content-length")
+        has_body = (declared not in (None, b"0")) or b"chunked" in headers.get(
+            "transfer-encoding", b"")
+        if scope["method"] != "POST" or not has_body:  # e.g. POST /drift/check
             await self.app(scope, receive, send)
             return
         content_type = headers.get("content-type", b"").split(b";")[0].strip().lower()
         if content_type != b"application/json":
             await _answer(send, 415, "send JSON with 'Content-Type: application/json'")
             return
-        declared = headers.get("content-length")
         if declared is not None and declared.isdigit():
             if int(declared) > self.max_body_bytes:
                 await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
