@@ -17,7 +17,7 @@ import httpx
 from loadtests.loadgen import closed_loop
 
 
-def example_record(url: str) -> dict:
+def openapi_example_record(url: str) -> dict:
     """The record model's example from the service's OpenAPI document."""
     doc = httpx.get(f"{url}/docs.json", timeout=30).json()
     schemas = doc["components"]["schemas"]
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--clients", type=int, default=64)
     args = parser.parse_args(argv)
-    record = example_record(args.url)
+    record = openapi_example_record(args.url)
     outcome = asyncio.run(closed_loop(f"{args.url}/predict", [record], args.clients,
                                       total=args.requests))
     print(json.dumps(outcome.summary(), indent=2))

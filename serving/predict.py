@@ -43,7 +43,3 @@ class Formatter:
             positive = probabilities[self.spec.target.positive_class or ""]
             answer |= {"probability": positive, "risk_level": self.risk.level(positive)}
         return answer
-
-    def confidence(self, row: np.ndarray | float) -> float:
-        """Predicted value (regression) or probability of the predicted class."""
-        return float(row) if self.spec.task == "regression" else float(np.max(row))

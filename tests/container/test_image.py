@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from loadtests.server import free_port
-from tests.servers import serve_dataset  # noqa: F401  (fixtures come from tests.servers)
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/tabular-python:3.11-bookworm"
