@@ -24,7 +24,6 @@ class ServedModel:
     spec: DatasetSpec
     metadata: dict[str, Any]
     labels: dict[str, str]
-    created_at: str
     example: dict[str, Any]
 
     @property
@@ -77,7 +76,6 @@ def find_served_model(tag: str) -> ServedModel:
         spec=spec,
         metadata=meta,
         labels=dict(model.info.labels),
-        created_at=model.info.creation_time.isoformat(),
         example=example_record(spec, reference.iloc[0].to_dict()) if reference is not None else {},
     )
 

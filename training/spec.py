@@ -222,9 +222,6 @@ class DatasetSpec(StrictModel):
     def higher_is_better(self) -> bool:
         return SELECTION_METRICS[self.task][self.selection_metric]
 
-    def feature(self, name: str) -> FeatureSpec:
-        return next(f for f in self.features if f.name == name)
-
 
 class SpecError(ValueError):
     """A spec file that cannot be read or does not validate."""
