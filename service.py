@@ -20,6 +20,8 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
+from serving import redaction
+from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
 from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
@@ -46,6 +48,7 @@ BATCH = SETTINGS.batching
 MODE = SETTINGS.batching_mode
 MONITORING = SETTINGS.monitoring
 logger = logging.getLogger("tabular.service")
+redaction.install()  # rejected feature values stay out of the log
 
 Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
@@ -155,19 +158,24 @@ class TabularService:
             out = await self.batcher.score(records)
         else:
             # The model service's dispatcher splits calls larger than max_batch_size.
-            out = await self.runner.to_async.score(records)
+            try:
+                out = await self.runner.to_async.score(records)
+            except UNAVAILABLE as exc:
+                raise ModelUnavailable from exc
         answers = [self.formatter.answer(row) for row in out]
         if self.capture is not None:
             self.capture.record(records, answers)
         return answers
 
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
+    @answers_503_when_unavailable
     async def predict(self, **record: Any) -> Any:
         """Score one record (a flat object of raw feature values)."""
         # model_construct: the answer is built by our own code, no need to validate it again.
         return Prediction.model_construct(**(await self._score([record]))[0])
 
     @bentoml.api(route="/predict_batch", input_spec=Batch, output_spec=Predictions)
+    @answers_503_when_unavailable
     async def predict_batch(self, records: list[Any]) -> Any:
         """Score up to max_batch_records records; answers are in request order."""
         answers = await self._score([r.model_dump() for r in records])
@@ -237,6 +245,7 @@ class TabularService:
 
     @http.post("/v2/models/{name}/infer", response_model=InferResponse,
                responses={**NOT_FOUND, 400: {"description": "invalid inputs", **ERROR}})
+    @answers_503_when_unavailable
     async def v2_infer(self, name: str, request: InferRequest) -> Any:
         if name != SERVED.name:
             return _unknown_model(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from loadtests.server import bentoml_serve
+from loadtests.server import bentoml_command, serve_command
 from tests.conftest import CLEVELAND, small_config
 from training.data import load_dataset
 from training.spec import load_dataset_spec
@@ -29,6 +30,7 @@ class Server:
     dataset: object
     log: Path
     capture_dir: Path
+    process: subprocess.Popen  # the `bentoml serve` arbiter; its workers are its children
 
 
 def serving_config(tmp: Path, model_name: str) -> Path:
@@ -74,8 +76,9 @@ def serve_dataset(tmp: Path, dataset: str, mode: str = "",
     } | (extra_env or {})
     log = tmp / "serve.log"
     data = CLEVELAND if dataset == "heart" else None
-    with bentoml_serve(env, log) as url:
-        yield Server(url, spec.model_name, load_dataset(spec, data), log, tmp / "capture")
+    with serve_command(bentoml_command(), env, log) as (url, process):
+        yield Server(url, spec.model_name, load_dataset(spec, data), log, tmp / "capture",
+                     process)
 
 
 @pytest.fixture(scope="session")

@@ -79,3 +79,26 @@ def test_posts_without_a_body_pass_the_guard(guarded_server) -> None:
     # POST /drift/check has no body: neither 415 nor 413, but the endpoint's own answer.
     response = httpx.post(f"{guarded_server.url}/drift/check", headers=auth(), timeout=120)
     assert response.status_code in (200, 409), response.text
+
+
+def test_neither_the_key_nor_rejected_values_reach_the_log(guarded_server) -> None:
+    url, row = guarded_server.url, records(guarded_server, 1)[0]
+    marker = "PII-7f3a9c"
+    first = next(iter(row))
+    bad_bodies = [
+        {**row, first: marker},  # wrong type
+        {"records": [row, {**row, first: marker}]},  # in a batch
+        {"inputs": [{"name": first, "shape": [1], "datatype": "BYTES", "data": [marker]}]},
+    ]
+    paths = ["/predict", "/predict_batch", "/v2/models/iris-classifier/infer"]
+    for path, body in zip(paths, bad_bodies, strict=True):
+        answer = httpx.post(f"{url}{path}", json=body, headers=auth())
+        assert answer.status_code == 400, (path, answer.text)
+    malformed = httpx.post(f"{url}/predict", content=f'{{"{first}": "{marker}"',
+                           headers=auth() | {"Content-Type": "application/json"})
+    assert malformed.status_code == 400
+    assert httpx.post(f"{url}/predict", json=row, headers=auth(marker)).status_code == 401
+    log = guarded_server.log.read_text()
+    assert marker not in log and KEY not in log
+    # The rejection is still logged, by field and rule only.
+    assert f"Rejected POST /predict: {first}: " in log
