@@ -18,7 +18,7 @@ from typing import Any
 import bentoml
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from serving import redaction
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
@@ -28,6 +28,7 @@ from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
 from serving.guard import RequestGuardMiddleware, api_key_from_env
 from serving.metrics import ValidationMetricsMiddleware
+from serving.openapi import OpenAPIPatchMiddleware
 from serving.model_store import find_served_model
 from serving.predict import Formatter
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
@@ -213,7 +214,7 @@ class TabularService:
                                  "detail": self.drift.status()}, status_code=409)
         return JSONResponse(summary.to_dict())
 
-    @http.get("/drift/report", responses=NOT_FOUND)
+    @http.get("/drift/report", response_class=HTMLResponse, responses=NOT_FOUND)
     def drift_report(self) -> Any:
         """The latest drift check's Evidently HTML report."""
         path = self.drift.report_path
@@ -282,6 +283,10 @@ TabularService.add_asgi_middleware(
     fields=set(SPEC.feature_names),
 )
 # Key, content type and size are checked before any body is read or parsed.
+API_KEY = api_key_from_env()
 TabularService.add_asgi_middleware(
-    RequestGuardMiddleware, api_key=api_key_from_env(), max_body_bytes=SETTINGS.max_body_bytes,
+    RequestGuardMiddleware, api_key=API_KEY, max_body_bytes=SETTINGS.max_body_bytes,
+)
+TabularService.add_asgi_middleware(
+    OpenAPIPatchMiddleware, api_key=API_KEY is not None, max_body_bytes=SETTINGS.max_body_bytes,
 )

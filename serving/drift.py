@@ -71,11 +71,43 @@ def compute_drift(
     model_name: str, model_version: str, share_threshold: float = 0.5,
     report_path: Path | None = None,
 ) -> DriftSummary:
+    current = _typed(spec, current)
+    reference = _typed(spec, reference)[list(current.columns)]
+    # Evidently refuses a column with no values at all. A feature that arrives always
+    # missing while the reference has values has drifted (in missingness): say so here.
+    skipped: list[FeatureDrift] = []
+    for column in list(current.columns):
+        if current[column].notna().any() and reference[column].notna().any():
+            continue
+        had_values = bool(reference[column].notna().any())
+        method = "all values missing" if had_values else "no reference values"
+        skipped.append(FeatureDrift(column, method, 1.0 if had_values else 0.0, 1.0,
+                                    had_values and not current[column].notna().any()))
+        current, reference = current.drop(columns=column), reference.drop(columns=column)
+    tested: list[FeatureDrift] = []
+    tested_share = 0.0
+    if len(current.columns):
+        snapshot = _evidently(spec, current, reference, share_threshold)
+        tested, tested_share = _read_snapshot(snapshot)
+        if report_path is not None:
+            report_path.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.save_html(str(report_path))
+    features = skipped + tested
+    drifted = tested_share * len(tested) + sum(f.drifted for f in skipped)
+    share = drifted / len(features) if features else 0.0
+    return DriftSummary(
+        model_name=model_name, model_version=model_version, checked_at=time.time(),
+        window_rows=len(current), reference_rows=len(reference), drift_share=share,
+        share_threshold=share_threshold, drift_detected=share >= share_threshold,
+        features=features,
+    )
+
+
+def _evidently(spec: DatasetSpec, current: pd.DataFrame, reference: pd.DataFrame,
+               share_threshold: float) -> Any:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    current = _typed(spec, current)
-    reference = _typed(spec, reference)[list(current.columns)]
     kinds = {f.name: f.type for f in spec.features}
     definition = DataDefinition(
         numerical_columns=[c for c in current.columns if kinds[c] in ("numeric", "integer")],
@@ -83,12 +115,15 @@ def compute_drift(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Evidently warns about constant columns and such
-        snapshot = Report([DataDriftPreset(drift_share=share_threshold)]).run(
+        return Report([DataDriftPreset(drift_share=share_threshold)]).run(
             Dataset.from_pandas(current, data_definition=definition),
             Dataset.from_pandas(reference, data_definition=definition),
         )
-    features = []
-    share = 0.0
+
+
+def _read_snapshot(snapshot: Any) -> tuple[list[FeatureDrift], float]:
+    """Per-feature results and the drifted share, from an Evidently snapshot."""
+    features, share = [], 0.0
     for metric in snapshot.dict()["metrics"]:
         config = metric.get("config", {})
         if config.get("type", "").endswith("DriftedColumnsCount"):
@@ -99,15 +134,7 @@ def compute_drift(
             # p-values drift when small; distances when large.
             drifted = score < threshold if "p_value" in method else score >= threshold
             features.append(FeatureDrift(config["column"], method, score, threshold, drifted))
-    if report_path is not None:
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot.save_html(str(report_path))
-    return DriftSummary(
-        model_name=model_name, model_version=model_version, checked_at=time.time(),
-        window_rows=len(current), reference_rows=len(reference), drift_share=share,
-        share_threshold=share_threshold, drift_detected=share >= share_threshold,
-        features=features,
-    )
+    return features, share
 
 
 def captured_frame(lines: list[dict[str, Any]]) -> pd.DataFrame:

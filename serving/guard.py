@@ -36,6 +36,10 @@ class RequestGuardMiddleware:
         return path.startswith(PROTECTED_PREFIXES) and not path.endswith(OPEN_SUFFIXES)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and any(c < " " for c in scope["path"]):
+            # Starlette's mount pattern does not match a newline: a plain-text 404 otherwise.
+            await _answer(send, 404, "no such path (control characters in the path)")
+            return
         if (scope["type"] != "http" or not self.protected(scope["path"])
                 or scope["method"] == "OPTIONS"):  # CORS preflights carry no credentials
             await self.app(scope, receive, send)

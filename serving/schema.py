@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from training.spec import DatasetSpec, FeatureSpec
 
@@ -19,10 +20,24 @@ def _describe(feature: FeatureSpec) -> str:
     return f"{feature.description}{unit}.{missing}"
 
 
+def _exact_type(values: list[Any]) -> BeforeValidator:
+    # Literal[0, 1] alone accepts true/false and 0.0/1.0 (they compare equal in Python);
+    # JSON Schema says they are not integers, and the OpenAPI document says integer.
+    integers = all(isinstance(v, int) for v in values)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or (integers and isinstance(value, float)):
+            raise PydanticCustomError("literal_error", "Input should be one of {values}, "
+                                      "as written (not {kind})",
+                                      {"values": values, "kind": type(value).__name__})
+        return value
+    return BeforeValidator(check)
+
+
 def _field_type(feature: FeatureSpec) -> Any:
     if feature.type in ("categorical", "binary"):
         values = feature.values if feature.values is not None else [0, 1]
-        return Literal[tuple(values)]  # type: ignore[valid-type]
+        return Annotated[Literal[tuple(values)], _exact_type(values)]  # type: ignore[valid-type]
     bounds = {"ge": feature.min, "le": feature.max}
     bounds = {k: v for k, v in bounds.items() if v is not None}
     if feature.type == "integer":

@@ -48,6 +48,18 @@ def test_a_recalibrated_instrument_drifts(breast_cancer) -> None:
     assert _drift(dataset, split.X_train, shifted).drift_detected
 
 
+def test_a_feature_that_stops_arriving_is_reported_not_a_crash(breast_cancer) -> None:
+    # Found by the API fuzzer: a window where one feature was always null crashed Evidently.
+    dataset, split = breast_cancer
+    current = split.X_test.copy()
+    current["mean_radius"] = None
+    summary = _drift(dataset, split.X_train, current)
+    radius = next(f for f in summary.features if f.feature == "mean_radius")
+    assert radius.drifted and radius.method == "all values missing"
+    assert len(summary.features) == 30
+    assert 0 < summary.drift_share < 0.2  # one of 30, plus whatever Evidently finds
+
+
 def test_categorical_features_use_categorical_tests(tmp_path) -> None:
     from tests.conftest import CLEVELAND
 
