@@ -28,8 +28,8 @@ from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
 from serving.guard import RequestGuardMiddleware, api_key_from_env
 from serving.metrics import ValidationMetricsMiddleware
-from serving.openapi import OpenAPIPatchMiddleware
 from serving.model_store import find_served_model
+from serving.openapi import OpenAPIPatchMiddleware
 from serving.predict import Formatter
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import PipelineScorer

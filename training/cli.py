@@ -8,6 +8,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from training.config import DEFAULT_CONFIG, ConfigError, load_training_config
 from training.data import DataValidationError, load_dataset
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run_training(dataset, config, force_promote=args.force_promote, console=console)
     except (SpecError, ConfigError, DataValidationError, TrainingDataError,
             FileNotFoundError) as exc:
-        console.print(f"[bold red]error[/]: {exc}", markup=False, highlight=False)
+        console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)
         return 2
     return 0 if outcome.registration else 1
 

@@ -71,7 +71,32 @@ def read_raw(spec: DatasetSpec, data: str | Path | None = None) -> tuple[pd.Data
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         hint = " (no network? download it and pass --data PATH)" if is_url else ""
         raise DataValidationError(location, [f"cannot be read as CSV: {exc}{hint}"]) from exc
+    if problem := _layout_problem(frame, source.columns):
+        raise DataValidationError(location, [problem])
     return frame.rename(columns=source.rename), location
+
+
+OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+def _layout_problem(frame: pd.DataFrame, columns: list[str] | None) -> str | None:
+    """A wrong delimiter or an unexpected header row, said plainly (not as 20 column errors)."""
+    if len(frame) == 0:
+        return "the file has no data rows"
+    if frame.shape[1] == 1 or frame.iloc[:, 1:].isna().all().all():
+        first = frame.iloc[:, 0].astype(str).head(20)
+        header = str(frame.columns[0])
+        for delimiter, name in OTHER_DELIMITERS.items():
+            if first.str.contains(delimiter, regex=False).all() or delimiter in header:
+                return (f"every row is a single field: the file seems to be separated by "
+                        f"{name}; the data set expects comma-separated values")
+    if columns:
+        row = [str(v).strip().lower() for v in frame.iloc[0].tolist()]
+        if sum(v == c.lower() for v, c in zip(row, columns, strict=False)) >= len(columns) / 2:
+            return ("the first row is a header row "
+                    f"({', '.join(row[:5])}, ...); files of this data set have none "
+                    f"(columns in order: {', '.join(columns)}): remove that row")
+    return None
 
 
 def _show(value: object) -> str:

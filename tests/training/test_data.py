@@ -81,13 +81,6 @@ def test_all_problems_are_reported_at_once() -> None:
     assert len(info.value.problems) == 2
 
 
-def test_wrong_delimiter_is_a_missing_columns_error(tmp_path) -> None:
-    path = tmp_path / "semicolons.csv"
-    _heart_rows().to_csv(path, sep=";", header=False, index=False)
-    with pytest.raises(DataValidationError, match=r"semicolons\.csv"):
-        load_dataset(load_dataset_spec("heart"), path)
-
-
 def test_missing_file_says_what_to_pass(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="--data"):
         load_dataset(load_dataset_spec("heart"), tmp_path / "nope.csv")
