@@ -9,8 +9,11 @@ newest champion.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,8 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from training.faults import kill_point
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHAMPION = "champion"
@@ -132,6 +137,55 @@ def _without_none(value: Any) -> Any:
     return value
 
 
+def owner_tags() -> dict[str, str]:
+    """Which process owns a run: lets a later run tell a dead run from a live one."""
+    return {"owner.host": socket.gethostname(), "owner.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def close_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose process on this host is gone (a run killed
+    before it could end them); runs of live processes and of other hosts are left alone."""
+    closed = []
+    host = socket.gethostname()
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'",
+                                  max_results=1000):
+        tags = run.data.tags
+        pid = tags.get("owner.pid", "")
+        if tags.get("owner.host") == host and pid.isdigit() and not _alive(int(pid)):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+def remove_half_written(model_name: str, min_age_s: float = 60.0) -> list[str]:
+    """Delete model folders a killed export left without model.yaml.
+
+    BentoML copies a new model into its store folder by folder and writes `latest` after;
+    a kill during the copy leaves a folder that makes every store listing fail. Folders
+    younger than `min_age_s` may be another export still copying, so they are kept.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    root = Path(BentoMLContainer.model_store.get()._path) / model_name.lower()
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        if (folder.is_dir() and not (folder / "model.yaml").is_file()
+                and time.time() - folder.stat().st_mtime > min_age_s):
+            shutil.rmtree(folder)
+            removed.append(f"{model_name}:{folder.name}")
+    return removed
+
+
 def reconcile_champion(client: MlflowClient, model_name: str) -> str | None:
     """Export the MLflow champion to BentoML if an earlier run stopped before it did.
 
@@ -173,6 +227,7 @@ def register(
     without its BentoML twin; a run killed in between is repaired by reconcile_champion.
     """
     mv = mlflow.register_model(model_uri, model_name, tags=tags)
+    kill_point("after_register")
     version = str(mv.version)
     tag = bento_tag_for(model_name, version, run_id)
     client.set_model_version_tag(model_name, version, "bentoml_tag", tag)
@@ -182,8 +237,10 @@ def register(
 
     previous = champion_version(client, model_name)
     client.set_registered_model_alias(model_name, CHAMPION, version)
+    kill_point("after_alias")
     try:
         export_to_bentoml(client, model_name, version)
+        kill_point("after_export")
     except BaseException:
         if previous is not None:
             client.set_registered_model_alias(model_name, CHAMPION, previous.version)

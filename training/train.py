@@ -30,6 +30,7 @@ from training.evaluate import (
     save_plots,
     selection_score,
 )
+from training.faults import kill_point
 from training.pipelines import Candidate, build_candidates
 
 PACKAGES = ("scikit-learn", "pandas", "numpy", "mlflow", "bentoml", "skops", "pydantic")
@@ -168,7 +169,8 @@ def train_candidate(
         mlflow.log_metrics({f"cv_{m}_mean": v[0] for m, v in cv.items()}
                            | {f"cv_{m}_std": v[1] for m, v in cv.items()}
                            | {f"holdout_{m}": v for m, v in holdout.items()})
-        mlflow.set_tags({"candidate": candidate.name, "search_settings": str(candidate.n_settings)})
+        mlflow.set_tags({"candidate": candidate.name, "search_settings": str(candidate.n_settings)}
+                        | registry.owner_tags())
         with tempfile.TemporaryDirectory() as tmp:
             plots = save_plots(model, split.X_test, split.y_test, spec, Path(tmp) / "plots",
                                seed=config.seed, repeats=config.permutation_repeats,
@@ -275,6 +277,11 @@ def run_training(
         f"(digest {dataset.digest}); {len(split.X_train)} train / {len(split.X_test)} hold-out, "
         f"{config.cv_folds}-fold CV; MLflow at {registry.tracking_uri()}"
     )
+    experiment = client.get_experiment_by_name(spec.model_name)
+    for run_id in registry.close_dead_runs(client, experiment.experiment_id):
+        console.print(f"[yellow]closed[/]: run {run_id} was left RUNNING by a killed process")
+    for tag in registry.remove_half_written(spec.model_name):
+        console.print(f"[yellow]removed[/]: {tag}, half-written by a killed export")
     recovered = registry.reconcile_champion(client, spec.model_name)
     if recovered:
         console.print(f"[yellow]recovered[/]: exported the MLflow champion to BentoML as "
@@ -282,7 +289,7 @@ def run_training(
     versions = {name: package_version(name) for name in PACKAGES}
     with mlflow.start_run(run_name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}") as parent:
         mlflow.set_tags({"dataset": spec.name, "git_commit": registry.git_commit(),
-                         "python": platform.python_version()}
+                         "python": platform.python_version()} | registry.owner_tags()
                         | {f"version.{k}": v for k, v in versions.items()})
         mlflow.log_params({"dataset": spec.name, "task": spec.task, "seed": config.seed,
                            "test_size": config.test_size, "cv_folds": config.cv_folds,
@@ -301,6 +308,7 @@ def run_training(
                                 f"{candidate.n_settings} setting(s) x {config.cv_folds} folds "
                                 f"= {fits} fits, then hold-out evaluation and plots"):
                 results.append(train_candidate(candidate, dataset, split, config, console))
+            kill_point("after_first_candidate")
         pick = max if spec.higher_is_better else min
         best = pick(results, key=lambda r: r.cv[spec.selection_metric][0])
         console.print(comparison_table(results, dataset, best.name))
