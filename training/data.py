@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.redact import redact_url
 from training.spec import DatasetSpec, FeatureSpec, canonical_value
 
 MAX_EXAMPLES = 5
@@ -55,11 +56,12 @@ def read_raw(spec: DatasetSpec, data: str | Path | None = None) -> tuple[pd.Data
         frame.columns = [str(c).strip().replace(" ", "_") for c in frame.columns]
         return frame, f"sklearn.datasets.{source.loader}"
     location = str(data) if data is not None else source.url
+    shown = redact_url(location) if location else ""  # what messages and MLflow may see
     if location is None:
         raise ValueError(f"data set '{spec.name}' has no URL; pass --data PATH_OR_URL")
     is_url = "://" in location
     if not is_url and not Path(location).is_file():
-        raise FileNotFoundError(f"{location}: no such file (pass --data with a CSV file or URL)")
+        raise FileNotFoundError(f"{shown}: no such file (pass --data with a CSV file or URL)")
     try:
         frame = pd.read_csv(
             location,
@@ -70,10 +72,11 @@ def read_raw(spec: DatasetSpec, data: str | Path | None = None) -> tuple[pd.Data
         )
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         hint = " (no network? download it and pass --data PATH)" if is_url else ""
-        raise DataValidationError(location, [f"cannot be read as CSV: {exc}{hint}"]) from exc
+        raise DataValidationError(
+            shown, [f"cannot be read as CSV: {redact_url(str(exc))}{hint}"]) from exc
     if problem := _layout_problem(frame, source.columns):
-        raise DataValidationError(location, [problem])
-    return frame.rename(columns=source.rename), location
+        raise DataValidationError(shown, [problem])
+    return frame.rename(columns=source.rename), shown
 
 
 OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}

@@ -32,6 +32,7 @@ from training.evaluate import (
 )
 from training.faults import kill_point
 from training.pipelines import Candidate, build_candidates
+from training.redact import redact_url
 
 PACKAGES = ("scikit-learn", "pandas", "numpy", "mlflow", "bentoml", "skops", "pydantic")
 
@@ -275,7 +276,7 @@ def run_training(
     console.print(
         f"[bold]{spec.name}[/]: {len(dataset.features)} rows from {dataset.source} "
         f"(digest {dataset.digest}); {len(split.X_train)} train / {len(split.X_test)} hold-out, "
-        f"{config.cv_folds}-fold CV; MLflow at {registry.tracking_uri()}"
+        f"{config.cv_folds}-fold CV; MLflow at {redact_url(registry.tracking_uri())}"
     )
     experiment = client.get_experiment_by_name(spec.model_name)
     for run_id in registry.close_dead_runs(client, experiment.experiment_id):
