@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from training.config import TrainingConfig, load_training_config  # noqa: E402
 
 # Server fixtures (heart_server, ...) shared by tests/service and tests/monitoring.
 pytest_plugins = ["tests.servers"]
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)  # the session's stores (servers are down)
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CLEVELAND = FIXTURES / "heart" / "processed.cleveland.data"
