@@ -16,20 +16,20 @@ MAX_BODY_BYTES = 4_000_000  # configs/serving.yaml
 DEEP = 100_000
 
 
+class Raw(str):
+    """Literal JSON text for a value, where json.dumps would not write it (NaN, 1e400)."""
+
+
 def record_with(**changes: object) -> str:
     """A valid heart record (Cleveland's first row) with `changes`, as raw JSON text."""
     row = {"age": 63, "sex": 1, "cp": 1, "trestbps": 145.0, "chol": 233.0, "fbs": 1,
            "restecg": 2, "thalach": 150.0, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0,
-           "thal": 6}
-    text = json.dumps(row | {k: v for k, v in changes.items() if not isinstance(v, Raw)})
+           "thal": 6} | changes
+    text = json.dumps({k: v for k, v in row.items() if not isinstance(v, Raw)})
     for key, value in changes.items():
-        if isinstance(value, Raw):  # literal JSON text that json.dumps would not write
+        if isinstance(value, Raw):  # each key once: no duplicate keys in the JSON
             text = text[:-1] + f', "{key}": {value}}}'
     return text
-
-
-class Raw(str):
-    pass
 
 
 def batch_of(*texts: str) -> str:

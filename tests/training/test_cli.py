@@ -15,9 +15,10 @@ from training.spec import load_dataset_spec
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(stores: Path, *args: str) -> subprocess.CompletedProcess:
+def _run(stores: Path, *args: str, env: dict[str, str] | None = None,
+         ) -> subprocess.CompletedProcess:
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}",
-                        "BENTOML_HOME": str(stores / "bentoml")}
+                        "BENTOML_HOME": str(stores / "bentoml")} | (env or {})
     return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 

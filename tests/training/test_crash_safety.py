@@ -27,14 +27,8 @@ MODEL = "heart-disease-classifier"
 def train(stores: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
     config = stores / "training.yaml"
     config.write_text(yaml.safe_dump(small_config().model_dump(mode="json")))
-    os.environ.pop("TRAINING_KILL_AT", None)
-    if kill_at:
-        os.environ["TRAINING_KILL_AT"] = kill_at
-    try:
-        return _run(stores, "--dataset", "heart", "--data", str(CLEVELAND),
-                    "--config", str(config))
-    finally:
-        os.environ.pop("TRAINING_KILL_AT", None)
+    return _run(stores, "--dataset", "heart", "--data", str(CLEVELAND), "--config", str(config),
+                env={"TRAINING_KILL_AT": kill_at or ""})
 
 
 def bento_models(stores: Path) -> list[dict]:
