@@ -1,6 +1,11 @@
 """Request guard for the prediction and drift endpoints, before any body is parsed:
 optional API-key (bearer token) authentication, JSON only (415), and a body size limit
 (413). Health, readiness and metrics stay open for probes and scrapers.
+
+On the Open Inference Protocol (V2) routes a body without a Content-Type is JSON, as
+FastAPI and MLServer take it: the official Triton client (`tritonclient.http`) sends none.
+Its binary tensor extension (header Inference-Header-Content-Length) is refused with 415
+and what to send instead.
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ from pathlib import Path
 
 PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info")
 OPEN_SUFFIXES = ("/ready",)  # /v2/models/{name}/ready is a probe
+V2_PREFIX = "/v2/"  # a body without a Content-Type is JSON here
+BINARY_TENSORS_HEADER = "inference-header-content-length"  # Triton's binary extension
+BINARY_TENSORS_ERROR = ("binary tensor data (Triton's binary extension, header "
+                        "Inference-Header-Content-Length) is not supported: send JSON tensors "
+                        "(tritonclient: binary_data=False on every input and requested output)")
+JSON_ONLY_ERROR = "send JSON with 'Content-Type: application/json'"
 
 
 def api_key_from_env() -> str | None:
@@ -34,6 +45,21 @@ class RequestGuardMiddleware:
     @staticmethod
     def protected(path: str) -> bool:
         return path.startswith(PROTECTED_PREFIXES) and not path.endswith(OPEN_SUFFIXES)
+
+    @staticmethod
+    def unsupported_media(path: str, headers: dict[str, bytes]) -> str | None:
+        """Why a POST body is refused with 415, or None if it is JSON.
+
+        `headers` are lower-cased names. No Content-Type (or an empty one) is JSON on the
+        V2 routes only; an explicit type other than application/json is refused everywhere.
+        """
+        v2 = path.startswith(V2_PREFIX)
+        if v2 and BINARY_TENSORS_HEADER in headers:
+            return BINARY_TENSORS_ERROR
+        content_type = headers.get("content-type", b"").split(b";")[0].strip().lower()
+        if content_type == b"application/json" or (v2 and not content_type):
+            return None
+        return JSON_ONLY_ERROR
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "http" and any(c < " " for c in scope["path"]):
@@ -59,9 +85,9 @@ class RequestGuardMiddleware:
         if scope["method"] != "POST" or not has_body:  # e.g. POST /drift/check
             await self.app(scope, receive, send)
             return
-        content_type = headers.get("content-type", b"").split(b";")[0].strip().lower()
-        if content_type != b"application/json":
-            await _answer(send, 415, "send JSON with 'Content-Type: application/json'")
+        refusal = self.unsupported_media(scope["path"], headers)
+        if refusal is not None:
+            await _answer(send, 415, refusal)
             return
         if declared is not None and declared.isdigit():
             if int(declared) > self.max_body_bytes:

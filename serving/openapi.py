@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from serving.guard import RequestGuardMiddleware
+from serving.guard import V2_PREFIX, RequestGuardMiddleware
 
 DOCS_PATH = "/docs.json"
 SCORING_SUFFIXES = ("/predict", "/predict_batch", "/infer")
@@ -88,7 +88,11 @@ def patch(doc: dict[str, Any], *, api_key: bool, max_body_bytes: int) -> dict[st
                     "WWW-Authenticate": {"schema": {"type": "string"}}})
             if method == "post":
                 responses["413"] = _error(f"body over {max_body_bytes} bytes")
-                responses["415"] = _error("body not sent as application/json")
+                responses["415"] = _error(
+                    "body not sent as application/json (on V2 routes a body without a "
+                    "Content-Type is JSON), or V2 binary tensor data "
+                    "(Inference-Header-Content-Length): send JSON tensors"
+                    if path.startswith(V2_PREFIX) else "body not sent as application/json")
             if path.endswith(SCORING_SUFFIXES):
                 responses["503"] = _error(
                     "model restarting or overloaded: retry after Retry-After seconds",
