@@ -84,10 +84,14 @@ def _engineer(columns: dict[str, np.ndarray], eng: dict[str, Any]) -> np.ndarray
         binned = pd.cut(first, bins=eng["edges"], labels=eng["labels"], include_lowest=True)
         return np.array([np.nan if pd.isna(v) else v for v in binned], dtype=object)
     second = columns[eng["inputs"][1]]
-    if eng["kind"] == "ratio":
-        # A zero denominator gives a missing value, which the imputer fills.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return first / np.where(second != 0, second, np.nan)
-    if eng["kind"] == "product":
-        return first * second
-    return first - second
+    # Every numeric result is finite or missing: a zero or subnormal denominator (1 / 5e-324
+    # is inf) or an overflowing product would otherwise reach scikit-learn as infinity,
+    # which it refuses ("Input X contains infinity"). Missing values are imputed.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if eng["kind"] == "ratio":
+            result = first / np.where(second != 0, second, np.nan)
+        elif eng["kind"] == "product":
+            result = first * second
+        else:
+            result = first - second
+    return np.where(np.isfinite(result), result, np.nan)
