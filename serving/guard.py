@@ -2,8 +2,9 @@
 optional API-key (bearer token) authentication, JSON only (415), and a body size limit
 (413). Health, readiness and metrics stay open for probes and scrapers.
 
-On the Open Inference Protocol (V2) routes a body without a Content-Type is JSON, as
-FastAPI and MLServer take it: the official Triton client (`tritonclient.http`) sends none.
+On the Open Inference Protocol (V2) routes a body without a Content-Type is JSON (as
+MLServer and older FastAPI take it), and the app is told so: the official Triton client
+(`tritonclient.http`) sends no Content-Type.
 Its binary tensor extension (header Inference-Header-Content-Length) is refused with 415
 and what to send instead.
 """
@@ -56,7 +57,7 @@ class RequestGuardMiddleware:
         v2 = path.startswith(V2_PREFIX)
         if v2 and BINARY_TENSORS_HEADER in headers:
             return BINARY_TENSORS_ERROR
-        content_type = headers.get("content-type", b"").split(b";")[0].strip().lower()
+        content_type = _media_type(headers)
         if content_type == b"application/json" or (v2 and not content_type):
             return None
         return JSON_ONLY_ERROR
@@ -89,6 +90,13 @@ class RequestGuardMiddleware:
         if refusal is not None:
             await _answer(send, 415, refusal)
             return
+        if not _media_type(headers):
+            # A V2 body without a type: tell the app it is JSON, or FastAPI (whose
+            # strict_content_type is on by default in the locked 0.165) leaves the body an
+            # unparsed string and answers 422.
+            scope = {**scope, "headers": [
+                *((k, v) for k, v in scope["headers"] if k.lower() != b"content-type"),
+                (b"content-type", b"application/json")]}
         if declared is not None and declared.isdigit():
             if int(declared) > self.max_body_bytes:
                 await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
@@ -121,6 +129,11 @@ class RequestGuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _media_type(headers: dict[str, bytes]) -> bytes:
+    """The Content-Type without parameters, lower-cased; b"" when there is none."""
+    return headers.get("content-type", b"").split(b";")[0].strip().lower()
 
 
 async def _answer(send: Callable, status: int, error: str,

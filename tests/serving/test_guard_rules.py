@@ -1,6 +1,6 @@
 """The request guard's content-type rules, on the ASGI middleware alone (no server): a body
-without a Content-Type is JSON on the V2 routes only, and Triton's binary tensors are refused
-with what to send instead."""
+without a Content-Type is JSON on the V2 routes only (and the app behind is told so), and
+Triton's binary tensors are refused with what to send instead."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ BODY = b'{"inputs": []}'
 INFER = "/v2/models/iris-classifier/infer"
 
 
-def call(path: str, headers: dict[str, str], body: bytes = BODY) -> tuple[int, dict, bytes]:
-    """POST `body` to `path` through the guard in front of an app that echoes what it read."""
-    reached: list[bytes] = []
+def call(path: str, headers: dict[str, str], body: bytes = BODY) -> tuple[int, dict, dict]:
+    """POST `body` to `path` through the guard in front of an app that records what it got:
+    (status, the guard's answer, {"body": ..., "content-type": ...} as the app saw them)."""
+    reached: list[dict] = []
 
     async def app(scope: dict, receive, send) -> None:
         message = await receive()
-        reached.append(message["body"])
+        types = [v for k, v in scope["headers"] if k == b"content-type"]
+        reached.append({"body": message["body"], "content-type": types})
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -43,7 +45,7 @@ def call(path: str, headers: dict[str, str], body: bytes = BODY) -> tuple[int, d
     status = sent[0]["status"]
     answer = json.loads(sent[1]["body"]) if status != 200 else {}
     assert (status == 200) == bool(reached), "the app runs exactly when the guard lets it"
-    return status, answer, reached[0] if reached else b""
+    return status, answer, reached[0] if reached else {}
 
 
 def length(body: bytes = BODY) -> dict[str, str]:
@@ -54,13 +56,15 @@ def length(body: bytes = BODY) -> dict[str, str]:
                                           "application/json; charset=utf-8"])
 def test_v2_bodies_without_a_content_type_are_json(content_type: str | None) -> None:
     headers = length() | ({} if content_type is None else {"Content-Type": content_type})
-    status, _, body = call(INFER, headers)
-    assert (status, body) == (200, BODY)
+    status, _, seen = call(INFER, headers)
+    # FastAPI parses a body as JSON only when told (strict_content_type): the guard says so.
+    assert status == 200 and seen["body"] == BODY
+    assert seen["content-type"] == [(content_type or "application/json").encode()]
 
 
 def test_chunked_v2_bodies_without_a_content_type_are_json() -> None:
-    status, _, body = call(INFER, {"Transfer-Encoding": "chunked"})
-    assert (status, body) == (200, BODY)
+    status, _, seen = call(INFER, {"Transfer-Encoding": "chunked"})
+    assert (status, seen) == (200, {"body": BODY, "content-type": [b"application/json"]})
 
 
 @pytest.mark.parametrize("path", ["/predict", "/predict_batch"])
