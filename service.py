@@ -20,16 +20,18 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from serving import redaction
+from serving import redaction, upstream_fixes
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
 from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
+from serving.gc_pauses import freeze_loaded_objects
 from serving.guard import RequestGuardMiddleware, api_key_from_env
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.openapi import OpenAPIPatchMiddleware
+from serving.overload import LoadShedMiddleware
 from serving.predict import Formatter
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import PipelineScorer
@@ -50,6 +52,7 @@ MODE = SETTINGS.batching_mode
 MONITORING = SETTINGS.monitoring
 logger = logging.getLogger("tabular.service")
 redaction.install()  # rejected feature values stay out of the log
+upstream_fixes.install()  # BentoML's request timers are released when the answer starts
 
 Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
@@ -82,6 +85,10 @@ class ModelRunner:
 
     def __init__(self) -> None:
         self.scorer = load_scorer(self.bento_model)
+
+    @bentoml.on_startup
+    def _freeze(self) -> None:
+        freeze_loaded_objects()
 
     # Lists, not DataFrames: BentoML 1.4.39's batch splitting fails on DataFrames (a
     # tuple batch size; the call hangs until the traffic timeout).
@@ -137,13 +144,15 @@ class TabularService:
         self._drift_task: asyncio.Task | None = None
 
     @bentoml.on_startup
-    async def _start_drift_checks(self) -> None:
-        # One worker runs the periodic check, off the request path (in a thread).
+    async def _start(self) -> None:
+        # One worker starts the periodic check (a child process, off the request path).
         if not self.drift.available():
             logger.warning("Evidently is not installed: no drift checks in this process; "
                            "run `python -m serving.drift` where the project is installed")
         elif MONITORING.drift.enabled and bentoml.server_context.worker_index in (None, 1):
             self._drift_task = asyncio.get_running_loop().create_task(self.drift.run_forever())
+        frozen = freeze_loaded_objects()
+        logger.info("%d loaded objects exempted from garbage collection", frozen)
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
@@ -277,11 +286,14 @@ def _unknown_model(name: str) -> JSONResponse:
                         status_code=404)
 
 
+SCORING_PATHS = {"/predict", "/predict_batch", f"/v2/models/{SERVED.name}/infer"}
+# Outermost of ours: a request over capacity is refused before anything else reads it.
+if MODE == "in_process":
+    TabularService.add_asgi_middleware(
+        LoadShedMiddleware, paths=SCORING_PATHS, max_in_flight=SETTINGS.overload.max_in_flight,
+        max_wait_ms=SETTINGS.overload.max_wait_ms)
 TabularService.add_asgi_middleware(
-    ValidationMetricsMiddleware,
-    paths={"/predict", "/predict_batch", f"/v2/models/{SERVED.name}/infer"},
-    fields=set(SPEC.feature_names),
-)
+    ValidationMetricsMiddleware, paths=SCORING_PATHS, fields=set(SPEC.feature_names))
 # Key, content type and size are checked before any body is read or parsed.
 API_KEY = api_key_from_env()
 TabularService.add_asgi_middleware(

@@ -26,6 +26,7 @@ class LoadResult:
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    by_status_ms: dict[int, list[float]] = field(default_factory=dict)
     rows_per_request: int = 1
 
     @property
@@ -40,9 +41,10 @@ class LoadResult:
     def throughput(self) -> float:
         return self.statuses.get(200, 0) / self.seconds if self.seconds else 0.0
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+    def percentile(self, q: float, status: int | None = None) -> float:
+        """Latency percentile of every answer, or of the answers with `status`."""
+        values = self.latencies_ms if status is None else self.by_status_ms.get(status, [])
+        return percentile(values, q)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -56,21 +58,33 @@ class LoadResult:
         }
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile (0 < q <= 1); 0.0 for no values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
 def _check(url: str) -> None:
     if urlparse(url).hostname not in LOOPBACK:
         raise ValueError(f"{url}: load goes to loopback addresses only")
 
 
-async def _send(http: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult) -> None:
-    start = time.perf_counter()
+async def _send(http: aiohttp.ClientSession, url: str, body: bytes, result: LoadResult,
+                scheduled: float | None = None) -> None:
+    """One request; its latency counts from `scheduled` (an open loop's planned send time,
+    so a generator that falls behind shows as latency) or else from now."""
+    start = time.perf_counter() if scheduled is None else scheduled
     try:
         async with http.post(url, data=body, headers=HEADERS) as response:
             await response.read()
-            result.statuses[response.status] += 1
+            status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.errors[type(exc).__name__] += 1
         return
-    result.latencies_ms.append((time.perf_counter() - start) * 1000)
+    elapsed = (time.perf_counter() - start) * 1000
+    result.statuses[status] += 1
+    result.latencies_ms.append(elapsed)
+    result.by_status_ms.setdefault(status, []).append(elapsed)
 
 
 async def closed_loop(
@@ -119,10 +133,12 @@ async def open_loop(
         start = time.perf_counter()
         tasks = []
         for i in range(count):
-            delay = start + i / rate - time.perf_counter()
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_send(http, url, payloads[i % len(payloads)], result)))
+            tasks.append(asyncio.create_task(
+                _send(http, url, payloads[i % len(payloads)], result, scheduled)))
         await asyncio.gather(*tasks)
         result.seconds = time.perf_counter() - start
     return result

@@ -12,9 +12,11 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from bentoml.exceptions import ServiceUnavailable
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-RETRY_AFTER_S = 1
+from serving.metrics import SHED_REQUESTS
+from serving.overload import ADMISSION, OVERLOADED_BODY, RETRY_AFTER_S, Overloaded
+
 # aiohttp's errors: the model service's process died mid-call or is restarting;
 # ServiceUnavailable: its dispatcher shed the call (BentoML maps its 503 to this).
 UNAVAILABLE = (aiohttp.ClientConnectionError, ServiceUnavailable)
@@ -46,4 +48,10 @@ def answers_503_when_unavailable(
             return await func(*args, **kwargs)
         except ModelUnavailable as exc:
             return unavailable_answer(exc.__cause__ or exc)
+        except Overloaded:
+            admission = ADMISSION.get()
+            SHED_REQUESTS.labels(endpoint=admission.path if admission else "", reason="wait").inc()
+            return Response(OVERLOADED_BODY, status_code=503,
+                            media_type="application/json",
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     return wrapper

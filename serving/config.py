@@ -41,6 +41,13 @@ class BatchingConfig(StrictModel):
     max_latency_ms: int = Field(default=10_000, ge=1)
 
 
+class OverloadConfig(StrictModel):
+    """Load shedding per API worker (serving/overload.py)."""
+
+    max_in_flight: int = Field(default=32, ge=1)
+    max_wait_ms: float = Field(default=250, gt=0)
+
+
 class CaptureConfig(StrictModel):
     enabled: bool = True
     max_bytes: int = Field(default=10_000_000, ge=10_000)
@@ -72,6 +79,7 @@ class ServingConfig(StrictModel):
     max_batch_records: int = Field(default=1000, ge=1)
     risk_thresholds: RiskThresholds = RiskThresholds()
     batching: BatchingConfig = BatchingConfig()
+    overload: OverloadConfig = OverloadConfig()
     api_workers: int = Field(default=1, ge=1)
     model_workers: int = Field(default=1, ge=1)
     timeout_s: float = Field(default=30, gt=0)

@@ -24,6 +24,7 @@ import pandas as pd
 from training.spec import DatasetSpec, canonical_value
 
 SUMMARY_FILE = "drift_summary.json"
+TOO_FEW_ROWS = 2  # the CLI's exit status when the capture holds too few rows to judge
 REPORT_FILE = "drift_report.html"
 
 
@@ -50,6 +51,10 @@ class DriftSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftSummary:
+        return cls(**(data | {"features": [FeatureDrift(**f) for f in data["features"]]}))
 
 
 def _typed(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
@@ -163,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=settings.model_tag, help="model name or tag")
     parser.add_argument("--capture-dir", type=Path, default=monitoring.capture_dir)
     parser.add_argument("--window", type=int, default=monitoring.drift.window_rows)
+    parser.add_argument("--min-rows", type=int, default=monitoring.drift.min_rows)
+    parser.add_argument("--drift-share", type=float, default=monitoring.drift.drift_share)
     parser.add_argument("--out", type=Path, help="report folder (default: CAPTURE_DIR/drift)")
     parser.add_argument("--current", type=Path,
                         help="a CSV of records to check instead of the capture")
@@ -174,17 +181,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.current:
         current = pd.read_csv(args.current)
     else:
-        lines = read_capture(args.capture_dir, served.name, args.window)
-        if len(lines) < monitoring.drift.min_rows:
-            print(f"only {len(lines)} captured rows for {served.name} in {args.capture_dir} "
-                  f"(need {monitoring.drift.min_rows}); send traffic or lower drift.min_rows",
+        # Only what this version answered: another version's traffic says nothing about it.
+        lines = [line for line in read_capture(args.capture_dir, served.name, args.window)
+                 if line.get("model_version") == served.version]
+        if len(lines) < args.min_rows:
+            print(f"only {len(lines)} captured rows of {served.tag} in {args.capture_dir} "
+                  f"(need {args.min_rows}); send traffic or lower drift.min_rows",
                   file=sys.stderr)
-            return 2
+            return TOO_FEW_ROWS
         current = captured_frame(lines)
     out = args.out or args.capture_dir / "drift"
     summary = compute_drift(served.spec, reference, current, model_name=served.name,
                             model_version=served.version,
-                            share_threshold=monitoring.drift.drift_share,
+                            share_threshold=args.drift_share,
                             report_path=out / REPORT_FILE)
     write_summary(summary, out)
     drifted = [f.feature for f in summary.features if f.drifted]

@@ -40,6 +40,13 @@ MODEL_CALL_ROWS = Histogram(
     labelnames=["model_name", "model_version"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
+SHED_REQUESTS = Counter(
+    "tabular_shed_requests_total",
+    "Requests refused unscored with 503 to stay within the latency bound, by endpoint and "
+    "reason (in_flight: over max_in_flight on arrival; wait: max_wait_ms passed before the "
+    "model call)",
+    labelnames=["endpoint", "reason"],
+)
 
 
 # Drift: set by the one worker that runs the periodic check; "mostrecent" so that /metrics

@@ -80,3 +80,35 @@ def test_dataframe_batch_size_is_still_a_tuple() -> None:
     # The types the service batches over report a plain length.
     assert AutoContainer.get_batch_size([{"a": 1}] * 3, batch_dim=0) == 3
     assert AutoContainer.get_batch_size(np.zeros((3, 2)), batch_dim=0) == 3
+
+
+def _armed_timers_after_one_request(call) -> int:
+    """Timers still armed on the loop after a request through BentoML's TimeoutMiddleware."""
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    async def app(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main() -> int:
+        middleware = TimeoutMiddleware(app, timeout=30)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict) -> None:
+            pass
+        await call(middleware, {"type": "http", "path": "/"}, receive, send)
+        loop = asyncio.get_running_loop()
+        return sum(1 for t in loop._scheduled if not t.cancelled())  # private: the loop's timers
+    return asyncio.run(main())
+
+
+def test_bentoml_request_timers_outlive_the_request() -> None:
+    """Fails once BentoML cancels its timeout timer when the answer starts: then
+    serving/upstream_fixes.py (and its install() in service.py) can go."""
+    from serving.upstream_fixes import UPSTREAM_TIMEOUT_CALL, _timeout_call
+
+    assert _armed_timers_after_one_request(UPSTREAM_TIMEOUT_CALL) == 1, \
+        "BentoML now releases its request timer: remove serving/upstream_fixes.py"
+    assert _armed_timers_after_one_request(_timeout_call) == 0

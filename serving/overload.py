@@ -1,0 +1,86 @@
+"""Load shedding: refuse at once what the worker cannot answer in time, instead of queueing it.
+
+Two limits, both answered 503 with Retry-After and counted in `tabular_shed_requests_total`:
+- `max_in_flight`: scoring requests a worker holds at once (being parsed, validated, waiting
+  for or in a model call). One more is refused on arrival, before its body is read, so an
+  overloaded worker spends almost nothing on it. By Little's law this also bounds how long
+  the accepted ones wait: in-flight / throughput.
+- `max_wait_ms`: a request that is still waiting for its model call this long after it
+  arrived is refused before any model work (the batcher checks the deadline set here), so
+  no accepted request waits until the traffic timeout.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from serving.metrics import SHED_REQUESTS
+
+RETRY_AFTER_S = 1  # a worker's queue turns over in well under a second
+
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The current request's route and the time.monotonic() by which its model call must
+    start; set on arrival, read by the batcher."""
+
+    path: str
+    deadline: float
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+ADMISSION: contextvars.ContextVar[Admission | None] = contextvars.ContextVar(
+    "tabular_admission", default=None)
+
+
+class Overloaded(Exception):
+    """The request waited `max_wait_ms` without reaching the model; refused unscored."""
+
+
+class LoadShedMiddleware:
+    """ASGI middleware for the scoring routes; must be the outermost of the project's own."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], *, paths: set[str],
+                 max_in_flight: int, max_wait_ms: float) -> None:
+        self.app = app
+        self.paths = paths
+        self.max_in_flight = max_in_flight
+        self.max_wait_s = max_wait_ms / 1000
+        self.in_flight = 0
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"] not in self.paths):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            SHED_REQUESTS.labels(endpoint=scope["path"], reason="in_flight").inc()
+            await _refuse(send)
+            return
+        self.in_flight += 1
+        token = ADMISSION.set(Admission(scope["path"], time.monotonic() + self.max_wait_s))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            ADMISSION.reset(token)
+            self.in_flight -= 1
+
+
+OVERLOADED_BODY = json.dumps({
+    "error": "the server is at capacity and refused this request unscored; retry after "
+             f"{RETRY_AFTER_S} s (scoring is idempotent)"}).encode()
+
+
+async def _refuse(send: Callable) -> None:
+    body = OVERLOADED_BODY
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_S).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,118 @@
+"""The micro-batcher on its own: batching, order, errors and deadline shedding (no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving.batcher import MicroBatcher
+from serving.overload import ADMISSION, Admission, Overloaded
+
+
+class SlowModel:
+    """Scores each record as its `x`; records every call's size; holds each call `delay` s."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.calls: list[int] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, records: list[dict]) -> np.ndarray:
+        self.release.wait(5)
+        time.sleep(self.delay)
+        self.calls.append(len(records))
+        return np.array([[r["x"]] for r in records], dtype=float)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_calls_and_keep_their_order() -> None:
+    model = SlowModel(delay=0.02)
+    batcher = MicroBatcher(model, max_rows=100)
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.score([{"x": i}, {"x": i + 0.5}])
+                                      for i in range(20)))
+    outs = run(main())
+    batcher.close()
+    for i, out in enumerate(outs):
+        assert out[:, 0].tolist() == [i, i + 0.5]
+    assert sum(model.calls) == 40
+    assert len(model.calls) < 20  # some requests were scored together
+    assert max(model.calls) > 2
+
+
+def test_a_call_never_exceeds_max_rows_except_one_large_request() -> None:
+    model = SlowModel(delay=0.01)
+    batcher = MicroBatcher(model, max_rows=5)
+
+    async def main() -> None:
+        await asyncio.gather(*(batcher.score([{"x": 1}] * 2) for _ in range(10)),
+                             batcher.score([{"x": 1}] * 12))
+    run(main())
+    batcher.close()
+    assert sum(model.calls) == 32
+    assert all(c <= 5 or c == 12 for c in model.calls), model.calls
+
+
+def test_an_error_reaches_every_caller_of_that_call_and_the_next_call_works() -> None:
+    calls = []
+
+    def flaky(records: list[dict]) -> np.ndarray:
+        calls.append(len(records))
+        if len(calls) == 1:
+            raise ValueError("boom")
+        return np.zeros((len(records), 1))
+    batcher = MicroBatcher(flaky, max_rows=10)
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="boom"):
+            await batcher.score([{"x": 1}])
+        assert (await batcher.score([{"x": 2}])).shape == (1, 1)
+    run(main())
+    batcher.close()
+
+
+def test_a_request_past_its_deadline_is_refused_unscored() -> None:
+    model = SlowModel()
+    batcher = MicroBatcher(model, max_rows=10)
+
+    async def main() -> None:
+        ADMISSION.set(Admission("/predict", time.monotonic() - 0.001))
+        with pytest.raises(Overloaded):
+            await batcher.score([{"x": 1}])
+    run(main())
+    batcher.close()
+    assert model.calls == []
+
+
+def test_requests_whose_deadline_passes_in_the_queue_are_refused_before_the_model() -> None:
+    model = SlowModel()
+    model.release.clear()  # the first call blocks until released
+    batcher = MicroBatcher(model, max_rows=100)
+
+    async def request(x: int, wait_s: float) -> object:
+        ADMISSION.set(Admission("/predict", time.monotonic() + wait_s))
+        try:
+            return (await batcher.score([{"x": x}]))[0, 0]
+        except Overloaded:
+            return "shed"
+
+    async def main() -> list[object]:
+        first = asyncio.create_task(request(0, 10))
+        await asyncio.sleep(0.05)  # the first call is now running (and blocked)
+        waiting = [asyncio.create_task(request(i, 0.1 if i % 2 else 10)) for i in range(1, 7)]
+        await asyncio.sleep(0.3)  # the odd ones' deadlines pass while they queue
+        model.release.set()
+        return await asyncio.gather(first, *waiting)
+    outs = run(main())
+    batcher.close()
+    assert outs == [0, "shed", 2, "shed", 4, "shed", 6]
+    assert model.calls == [1, 3]  # the shed requests never reached the model
