@@ -158,6 +158,7 @@ class TabularService:
     async def _stop(self) -> None:
         if self._drift_task is not None:
             self._drift_task.cancel()
+        self.drift.close()
         if self.capture is not None:
             self.capture.close()  # drains the queue: every accepted record is written
         if self.batcher is not None:

@@ -155,12 +155,41 @@ def write_summary(summary: DriftSummary, out_dir: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def check_records(tag: str, current: pd.DataFrame, out: Path, *,
+                  drift_share: float) -> DriftSummary:
+    """Drift of `current` against the reference sample of model `tag`; writes the HTML report
+    and the JSON summary to `out`."""
     import bentoml
 
-    from serving.capture import read_capture
-    from serving.config import load_serving_config
     from serving.model_store import find_served_model
+
+    served = find_served_model(tag)
+    reference = bentoml.models.get(served.tag).custom_objects["reference_sample"]
+    summary = compute_drift(served.spec, reference, current, model_name=served.name,
+                            model_version=served.version, share_threshold=drift_share,
+                            report_path=out / REPORT_FILE)
+    write_summary(summary, out)
+    return summary
+
+
+def check_capture(tag: str, capture_dir: Path, out: Path, *, window: int, min_rows: int,
+                  drift_share: float) -> DriftSummary | str:
+    """Drift of the newest `window` captured records of model `tag` (this version only:
+    another version's traffic says nothing about it), or why there are too few."""
+    from serving.capture import read_capture
+    from serving.model_store import find_served_model
+
+    served = find_served_model(tag)
+    lines = [line for line in read_capture(capture_dir, served.name, window)
+             if line.get("model_version") == served.version]
+    if len(lines) < min_rows:
+        return (f"{len(lines)} captured rows of {served.tag} in {capture_dir}, need "
+                f"{min_rows}; send traffic or lower drift.min_rows")
+    return check_records(served.tag, captured_frame(lines), out, drift_share=drift_share)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from serving.config import load_serving_config
 
     settings = load_serving_config()
     monitoring = settings.monitoring
@@ -176,28 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tag = args.model if ":" in args.model else f"{args.model}:latest"
-    served = find_served_model(tag)
-    reference = bentoml.models.get(served.tag).custom_objects["reference_sample"]
-    if args.current:
-        current = pd.read_csv(args.current)
-    else:
-        # Only what this version answered: another version's traffic says nothing about it.
-        lines = [line for line in read_capture(args.capture_dir, served.name, args.window)
-                 if line.get("model_version") == served.version]
-        if len(lines) < args.min_rows:
-            print(f"only {len(lines)} captured rows of {served.tag} in {args.capture_dir} "
-                  f"(need {args.min_rows}); send traffic or lower drift.min_rows",
-                  file=sys.stderr)
-            return TOO_FEW_ROWS
-        current = captured_frame(lines)
     out = args.out or args.capture_dir / "drift"
-    summary = compute_drift(served.spec, reference, current, model_name=served.name,
-                            model_version=served.version,
-                            share_threshold=args.drift_share,
-                            report_path=out / REPORT_FILE)
-    write_summary(summary, out)
+    if args.current:
+        summary = check_records(tag, pd.read_csv(args.current), out,
+                                drift_share=args.drift_share)
+    else:
+        result = check_capture(tag, args.capture_dir, out, window=args.window,
+                               min_rows=args.min_rows, drift_share=args.drift_share)
+        if isinstance(result, str):
+            print(result, file=sys.stderr)
+            return TOO_FEW_ROWS
+        summary = result
     drifted = [f.feature for f in summary.features if f.drifted]
-    print(f"{served.name} {served.version}: {summary.window_rows} rows vs "
+    print(f"{summary.model_name} {summary.model_version}: {summary.window_rows} rows vs "
           f"{summary.reference_rows} reference rows; drifted {len(drifted)}/"
           f"{len(summary.features)} features ({summary.drift_share:.0%}): {drifted}; "
           f"drift detected: {summary.drift_detected}")

@@ -1,8 +1,8 @@
 """The service's periodic drift check: captured records vs the model's reference sample.
 
-Started by one API worker every `drift.interval_s` (and by POST /drift/check) as a child
-process; the child writes the Evidently HTML report and a JSON summary next to the capture,
-and the worker exports the result as Prometheus gauges.
+Run for one API worker every `drift.interval_s` (and on POST /drift/check) in a child
+process, which writes the Evidently HTML report and a JSON summary next to the capture;
+the worker exports the result as Prometheus gauges.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
-import sys
-from pathlib import Path
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from serving.config import MonitoringConfig
-from serving.drift import REPORT_FILE, SUMMARY_FILE, TOO_FEW_ROWS, DriftSummary
+from serving.drift import REPORT_FILE, SUMMARY_FILE, DriftSummary, check_capture
 from serving.metrics import (
     DRIFT_DETECTED,
     DRIFT_LAST_CHECK,
@@ -29,7 +31,11 @@ from serving.model_store import ServedModel
 
 logger = logging.getLogger("tabular.drift")
 CHECK_TIMEOUT_S = 600
-PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where `serving` is importable
+
+
+def _drift_process_init() -> None:
+    os.nice(10)  # serving first: a check may take longer on a busy pod, never the requests
+    import evidently.presets  # noqa: F401  (once per child, not per check)
 
 
 class DriftMonitor:
@@ -40,6 +46,8 @@ class DriftMonitor:
         self.report_path = self.out_dir / REPORT_FILE
         self.summary_path = self.out_dir / SUMMARY_FILE
         self.last_error: str | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._one_at_a_time = threading.Lock()
 
     @staticmethod
     def available() -> bool:
@@ -51,27 +59,35 @@ class DriftMonitor:
     def check(self) -> DriftSummary | None:
         """One check now (blocking); None when too few records were captured yet.
 
-        The check runs `python -m serving.drift` in a child process at low priority: in a
-        thread of this worker, Evidently held the GIL for seconds, pausing the event loop
-        (the soak's latency spikes at every check), and it added 100 MiB and 175,000
-        objects to every garbage collection of the worker.
+        Checks run one at a time in a child process at low priority, which imports Evidently
+        once and is reused: in a thread of this worker, Evidently held the GIL for seconds
+        (the event loop paused: the soak's latency spikes at every check) and added 100 MiB
+        and 175,000 objects to every garbage collection of the worker.
         """
         drift = self.config.drift
-        command = ["nice", "-n", "10", sys.executable, "-m", "serving.drift",
-                   "--model", self.served.tag, "--capture-dir", str(self.config.capture_dir),
-                   "--window", str(drift.window_rows), "--min-rows", str(drift.min_rows),
-                   "--drift-share", str(drift.drift_share), "--out", str(self.out_dir)]
-        done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=CHECK_TIMEOUT_S, check=False)
-        if done.returncode == TOO_FEW_ROWS:
-            self.last_error = done.stderr.strip().splitlines()[-1]
+        with self._one_at_a_time:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("forkserver"),
+                    initializer=_drift_process_init)
+            try:
+                result = self._pool.submit(
+                    check_capture, self.served.tag, self.config.capture_dir, self.out_dir,
+                    window=drift.window_rows, min_rows=drift.min_rows,
+                    drift_share=drift.drift_share).result(timeout=CHECK_TIMEOUT_S)
+            except BrokenProcessPool:
+                self._pool = None  # the child died (e.g. out of memory): a new one next time
+                raise
+        if isinstance(result, str):
+            self.last_error = result
             return None
-        if done.returncode != 0:
-            raise RuntimeError(f"drift check exited {done.returncode}: {done.stderr[-2000:]}")
-        summary = DriftSummary.from_dict(json.loads(self.summary_path.read_text()))
-        self.export(summary)
+        self.export(result)
         self.last_error = None
-        return summary
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def export(self, summary: DriftSummary) -> None:
         labels = {"model_name": summary.model_name, "model_version": summary.model_version}

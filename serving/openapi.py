@@ -87,6 +87,8 @@ def patch(doc: dict[str, Any], *, api_key: bool, max_body_bytes: int) -> dict[st
                 responses["401"] = _error("missing or wrong API key", {
                     "WWW-Authenticate": {"schema": {"type": "string"}}})
             if method == "post":
+                if path.endswith(SCORING_SUFFIXES) and "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
                 responses["413"] = _error(f"body over {max_body_bytes} bytes")
                 responses["415"] = _error(
                     "body not sent as application/json (on V2 routes a body without a "

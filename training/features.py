@@ -78,6 +78,9 @@ class SpecFeatures(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
 
+LARGEST = 1e30  # well inside float32 (3.4e38), even after scaling
+
+
 def _engineer(columns: dict[str, np.ndarray], eng: dict[str, Any]) -> np.ndarray:
     first = columns[eng["inputs"][0]]
     if eng["kind"] == "bins":
@@ -86,7 +89,9 @@ def _engineer(columns: dict[str, np.ndarray], eng: dict[str, Any]) -> np.ndarray
     second = columns[eng["inputs"][1]]
     # Every numeric result is finite or missing: a zero or subnormal denominator (1 / 5e-324
     # is inf) or an overflowing product would otherwise reach scikit-learn as infinity,
-    # which it refuses ("Input X contains infinity"). Missing values are imputed.
+    # which it refuses ("Input X contains infinity"). Tree models cast to float32, so a
+    # finite 1e200 would become infinity there: beyond LARGEST counts as missing too.
+    # Missing values are imputed.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if eng["kind"] == "ratio":
             result = first / np.where(second != 0, second, np.nan)
@@ -94,4 +99,4 @@ def _engineer(columns: dict[str, np.ndarray], eng: dict[str, Any]) -> np.ndarray
             result = first * second
         else:
             result = first - second
-    return np.where(np.isfinite(result), result, np.nan)
+    return np.where(np.abs(result) < LARGEST, result, np.nan)  # NaN fails the test too
