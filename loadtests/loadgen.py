@@ -78,6 +78,9 @@ async def _send(http: aiohttp.ClientSession, url: str, body: bytes, result: Load
         async with http.post(url, data=body, headers=HEADERS) as response:
             await response.read()
             status = response.status
+            if status == 503 and "Retry-After" not in response.headers:
+                result.errors["503 without Retry-After"] += 1  # shedding must say when
+                return
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.errors[type(exc).__name__] += 1
         return
@@ -119,14 +122,19 @@ async def closed_loop(
 
 async def open_loop(
     url: str, bodies: list[Any], rate: float, seconds: float, timeout: float = 60.0,
+    connections: int = 0,
 ) -> LoadResult:
     """Requests started at a fixed offered `rate` per second for `seconds`, whatever the
-    answers' latency (so slow answers show as latency, not as a lower offered load)."""
+    answers' latency (so slow answers show as latency, not as a lower offered load).
+
+    `connections` caps the kept-alive connections, as an ingress or a client library's
+    pool does (0: a new connection whenever none is idle); a request waiting for one
+    counts that wait as latency."""
     _check(url)
     payloads = [json.dumps(b).encode() for b in bodies]
     result = LoadResult()
     count = int(rate * seconds)
-    connector = aiohttp.TCPConnector(limit=0)
+    connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
     ) as http:

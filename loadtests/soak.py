@@ -7,8 +7,10 @@ server's memory (RSS of `bentoml serve` and all its workers) sampled throughout.
 2. Sends an open-loop mix at half that rate: 85% single records, 10% batches of 10, 5%
    invalid records (those must get 400). Every other answer than 200 (400 for the invalid
    ones) is a failure, and so is every request left without an answer.
-3. Reports failures, latency percentiles per minute, and memory growth after warm-up
-   (last minute's median RSS against the first minute's after warm-up; target < 10%).
+3. Reports failures, latency percentiles per minute (from each request's scheduled send),
+   memory growth after warm-up (last minute's median RSS against the first minute's after
+   warm-up; target < 10%) and latency ageing (last minute's p99 against the first minute's
+   after warm-up; target <= +20%).
 Writes reports/soak-TIME/soak.json and prints a summary; exits 1 if a target is missed.
 Run by hand (15 minutes with the defaults); loopback only.
 """
@@ -39,6 +41,7 @@ from loadtests.server import ROOT, bentoml_command, serve_command
 from serving.config import load_serving_config
 
 MAX_MEMORY_GROWTH = 0.10
+MAX_P99_GROWTH = 0.20  # last minute's p99 against the first minute's after warm-up
 
 
 @dataclass
@@ -50,8 +53,8 @@ class Soak:
     latencies: dict[int, list[float]] = field(default_factory=dict)  # minute -> ms
 
     async def _send(self, http: aiohttp.ClientSession, path: str, body: bytes, expected: int,
-                    minute: int) -> None:
-        start = time.perf_counter()
+                    minute: int, scheduled: float) -> None:
+        start = scheduled  # latency counts from the planned send: a late send is latency too
         try:
             async with http.post(self.url + path, data=body, headers=HEADERS) as response:
                 await response.read()
@@ -72,12 +75,14 @@ class Soak:
             start = time.perf_counter()
             tasks: set[asyncio.Task] = set()
             for i in range(int(rate * seconds)):
-                delay = start + i / rate - time.perf_counter()
+                scheduled = start + i / rate
+                delay = scheduled - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 path, body, expected = self.bodies[i % len(self.bodies)]
-                minute = int((time.perf_counter() - start) // 60)
-                task = asyncio.create_task(self._send(http, path, body, expected, minute))
+                minute = int((scheduled - start) // 60)
+                task = asyncio.create_task(
+                    self._send(http, path, body, expected, minute, scheduled))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             await asyncio.gather(*tasks)
@@ -133,6 +138,7 @@ def summarize(soak: Soak, sampler: MemorySampler, warmup_s: float, total_s: floa
         minute: {"requests": len(ms), "p50_ms": round(statistics.median(ms), 1),
                  "p99_ms": round(sorted(ms)[int(0.99 * (len(ms) - 1))], 1)}
         for minute, ms in sorted(soak.latencies.items())}
+    first_minute, last_minute = int(warmup_s // 60), int(total_s // 60) - 1
     return {
         "max_rate_req_s": round(max_rate, 1), "offered_rate_req_s": round(rate, 1),
         "seconds": round(total_s), "warmup_s": warmup_s, "requests": requests,
@@ -141,6 +147,10 @@ def summarize(soak: Soak, sampler: MemorySampler, warmup_s: float, total_s: floa
         "rss_mib_after_warmup": round(base, 1), "rss_mib_at_end": round(end, 1),
         "rss_mib_max": round(max(m for _, m in sampler.samples), 1),
         "memory_growth": round((end - base) / base, 4),
+        "p99_first_minute_ms": per_minute[first_minute]["p99_ms"],
+        "p99_last_minute_ms": per_minute[last_minute]["p99_ms"],
+        "p99_growth": round(per_minute[last_minute]["p99_ms"] / per_minute[first_minute]["p99_ms"]
+                            - 1, 4),
         "rss_samples": [(round(t), round(m, 1)) for t, m in sampler.samples],
     }
 
@@ -184,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         missed.append(f"{summary['failures']} failed request(s)")
     if summary["memory_growth"] >= MAX_MEMORY_GROWTH:
         missed.append(f"memory grew {summary['memory_growth']:.1%} (target < 10%)")
+    if summary["p99_growth"] > MAX_P99_GROWTH:
+        missed.append(f"p99 grew {summary['p99_growth']:.0%} from the first to the last minute "
+                      f"(target <= {MAX_P99_GROWTH:.0%})")
     print(f"==> {out / 'soak.json'}: " + ("; ".join(missed) if missed else "targets met"))
     return 1 if missed else 0
 

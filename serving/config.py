@@ -44,8 +44,8 @@ class BatchingConfig(StrictModel):
 class OverloadConfig(StrictModel):
     """Load shedding per API worker (serving/overload.py)."""
 
-    max_in_flight: int = Field(default=32, ge=1)
-    max_wait_ms: float = Field(default=250, gt=0)
+    max_in_flight: int = Field(default=48, ge=1)
+    max_wait_ms: float = Field(default=500, gt=0)
 
 
 class CaptureConfig(StrictModel):

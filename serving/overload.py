@@ -45,7 +45,10 @@ class Overloaded(Exception):
 
 
 class LoadShedMiddleware:
-    """ASGI middleware for the scoring routes; must be the outermost of the project's own."""
+    """ASGI middleware for the scoring routes, run before any other middleware (see
+    serving/upstream_fixes.py): a refusal costs only the HTTP parsing."""
+
+    FRONT = True
 
     def __init__(self, app: Callable[..., Awaitable[None]], *, paths: set[str],
                  max_in_flight: int, max_wait_ms: float) -> None:
@@ -54,6 +57,9 @@ class LoadShedMiddleware:
         self.max_in_flight = max_in_flight
         self.max_wait_s = max_wait_ms / 1000
         self.in_flight = 0
+        for path in paths:  # exported as 0 from the start, so rate() and alerts see them
+            for reason in ("in_flight", "wait"):
+                SHED_REQUESTS.labels(endpoint=path, reason=reason)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"

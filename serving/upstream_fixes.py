@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bentoml._internal.server.http import traffic  # private on purpose: the patch target
+# Private on purpose: these are the patch targets.
+from _bentoml_impl.server.app import ServiceAppFactory
+from bentoml._internal.server.http import traffic
+from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 
 
@@ -48,7 +51,21 @@ async def _timeout_call(self: Any, scope: dict, receive: Any, send: Any) -> None
 
 
 UPSTREAM_TIMEOUT_CALL = traffic.TimeoutMiddleware.__call__
+UPSTREAM_MIDDLEWARES = ServiceAppFactory.middlewares
+
+
+def _front_middlewares(self: Any) -> list[Middleware]:
+    """BentoML's middleware list with the project's `FRONT` middleware moved to the front.
+
+    BentoML runs a service's own ASGI middleware inside its metrics, tracing and access-log
+    middleware, which cost about 1 ms of CPU per request here: refusing a request there
+    capped refusals at about 1,500/s on 2 cores, so 3-4x overload still collapsed. In
+    front, a refusal costs only the HTTP parsing.
+    """
+    middlewares = list(UPSTREAM_MIDDLEWARES.fget(self))  # type: ignore[attr-defined]
+    return sorted(middlewares, key=lambda m: not getattr(m.cls, "FRONT", False))
 
 
 def install() -> None:
     traffic.TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
+    ServiceAppFactory.middlewares = property(_front_middlewares)  # type: ignore[method-assign]
