@@ -136,9 +136,9 @@ def train_champion(config: BenchmarkConfig, home: Path) -> str:
     """A champion with only the configured candidate, in temporary stores; returns its tag."""
     os.environ["BENTOML_HOME"] = str(home / "bentoml")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow.db'}"
+    from contract.spec import load_dataset_spec
     from training.config import load_training_config
     from training.data import load_dataset
-    from training.spec import load_dataset_spec
     from training.train import run_training
 
     training = load_training_config()

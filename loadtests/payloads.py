@@ -11,8 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from contract.spec import DatasetSpec
 from serving.model_store import example_record, find_served_model
-from training.spec import DatasetSpec
 
 
 def reference_records(model_tag: str) -> tuple[DatasetSpec, list[dict[str, Any]]]:

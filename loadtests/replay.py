@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 import httpx
 import pandas as pd
 
+from contract.spec import load_dataset_spec
 from serving.model_store import example_record
-from training.spec import load_dataset_spec
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

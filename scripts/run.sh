@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 DATASET="${1:-${DATASET:-breast_cancer}}"
-MODEL_NAME=$(.venv/bin/python -c "from training.spec import load_dataset_spec as l; print(l('$DATASET').model_name)")
+MODEL_NAME=$(.venv/bin/python -c "from contract.spec import load_dataset_spec as l; print(l('$DATASET').model_name)")
 if .venv/bin/bentoml models get "$MODEL_NAME:latest" >/dev/null 2>&1; then
   echo "==> $MODEL_NAME already has a champion in the BentoML store; not retraining"
   echo "    (retrain: .venv/bin/python -m training --dataset $DATASET)"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.spec import DatasetSpec, canonical_value
+from contract.spec import DatasetSpec, canonical_value
 
 SUMMARY_FILE = "drift_summary.json"
 TOO_FEW_ROWS = 2  # the CLI's exit status when the capture holds too few rows to judge

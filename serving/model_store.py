@@ -9,7 +9,7 @@ from typing import Any
 
 import bentoml
 
-from training.spec import DatasetSpec, canonical_value
+from contract.spec import DatasetSpec, canonical_value
 
 
 class ModelNotFoundError(RuntimeError):

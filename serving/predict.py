@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contract.spec import DatasetSpec
 from serving.config import RiskThresholds
-from training.spec import DatasetSpec
 
 
 def records_to_frame(spec: DatasetSpec, records: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from training.spec import DatasetSpec, FeatureSpec
+from contract.spec import DatasetSpec, FeatureSpec
 
 
 def _describe(feature: FeatureSpec) -> str:

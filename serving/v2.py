@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 Datatype = Literal["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32",
                    "UINT64", "FP16", "FP32", "FP64", "BYTES"]

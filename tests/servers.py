@@ -13,10 +13,10 @@ import pytest
 import yaml
 from rich.console import Console
 
+from contract.spec import load_dataset_spec
 from loadtests.server import bentoml_command, serve_command
 from tests.conftest import CLEVELAND, small_config
 from training.data import load_dataset
-from training.spec import load_dataset_spec
 from training.train import run_training
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import sys
 from rich.console import Console
 from rich.markup import escape
 
+from contract.spec import SpecError, available_datasets, load_dataset_spec
 from training.config import DEFAULT_CONFIG, ConfigError, load_training_config
 from training.data import DataValidationError, load_dataset
-from training.spec import SpecError, available_datasets, load_dataset_spec
 
 DEFAULT_DATASET = "breast_cancer"
 

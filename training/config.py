@@ -7,15 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from training.spec import Task
+from contract.base import StrictModel
+from contract.spec import Task
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "training.yaml"
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CandidateConfig(StrictModel):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from contract.spec import DatasetSpec, FeatureSpec, canonical_value
 from training.redact import redact_url
-from training.spec import DatasetSpec, FeatureSpec, canonical_value
 
 MAX_EXAMPLES = 5
 

@@ -16,7 +16,7 @@ from sklearn.calibration import CalibrationDisplay
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import make_scorer
 
-from training.spec import DatasetSpec
+from contract.spec import DatasetSpec
 
 
 def _positive_auc(y_true: Any, y_score: Any, *, pos_label: str) -> float:

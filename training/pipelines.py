@@ -10,9 +10,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from contract.features import SpecFeatures
+from contract.spec import DatasetSpec
 from training.config import CandidateConfig, TrainingConfig, estimator_class
-from training.features import SpecFeatures
-from training.spec import DatasetSpec
 
 
 @dataclass(frozen=True)

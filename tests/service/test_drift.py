@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
+from contract.spec import load_dataset_spec
 from serving.capture import PredictionCapture, read_capture
 from serving.drift import compute_drift
 from tests.conftest import small_config
 from training.data import load_dataset
-from training.spec import load_dataset_spec
 from training.train import split_data
 
 

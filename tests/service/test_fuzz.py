@@ -18,11 +18,11 @@ import httpx
 import pytest
 from rich.console import Console
 
+from contract.spec import DatasetSpec, available_datasets, load_dataset_spec
 from loadtests.server import bentoml_command, serve_command
 from tests.conftest import CLEVELAND, FIXTURES, small_config
 from tests.servers import Server, serving_config
 from training.data import Dataset, load_dataset
-from training.spec import DatasetSpec, available_datasets, load_dataset_spec
 from training.train import run_training
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND
 from tests.training.test_cli import _run
-from training.spec import load_dataset_spec
 
 HEART = load_dataset_spec("heart").source.columns
 HOUSING = [*load_dataset_spec("california_housing").feature_names, "median_house_value"]

@@ -9,8 +9,8 @@ import pandas as pd
 import yaml
 from mlflow.tracking import MlflowClient
 
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND, small_config
-from training.spec import load_dataset_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

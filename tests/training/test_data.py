@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND
 from training.data import DataValidationError, load_dataset, validate_frame
-from training.spec import load_dataset_spec
 
 HEART_COLUMNS = load_dataset_spec("heart").source.columns
 

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.features import SpecFeatures
+from contract.spec import DatasetSpec, available_datasets, load_dataset_spec
 from serving.predict import records_to_frame
 from tests.conftest import CLEVELAND, FIXTURES, small_config
 from training.data import Dataset, load_dataset
-from training.features import SpecFeatures
 from training.pipelines import build_candidates
-from training.spec import DatasetSpec, available_datasets, load_dataset_spec
 
 CALIFORNIA_SAMPLE = FIXTURES / "california_housing" / "housing_sample.csv"
 # Data for each preset without the network: scikit-learn's bundles and tests/fixtures.

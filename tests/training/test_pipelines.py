@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from contract.features import SpecFeatures
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND, small_config
 from training.data import load_dataset
-from training.features import SpecFeatures
 from training.pipelines import build_candidates
-from training.spec import load_dataset_spec
 
 
 @pytest.fixture(scope="module")

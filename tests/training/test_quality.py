@@ -3,10 +3,10 @@
 import pytest
 from rich.console import Console
 
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND
 from training.config import load_training_config
 from training.data import load_dataset
-from training.spec import load_dataset_spec
 from training.train import run_training
 
 

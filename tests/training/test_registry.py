@@ -5,10 +5,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
+from contract.spec import load_dataset_spec
 from tests.conftest import small_config
 from training import registry
 from training.data import load_dataset
-from training.spec import load_dataset_spec
 from training.train import run_training
 
 QUIET = Console(quiet=True)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND, small_config
 from training.data import DataValidationError, load_dataset
 from training.redact import redact_url
-from training.spec import load_dataset_spec
 from training.train import run_training
 
 MARKER = "s3cr3t-9d2e"

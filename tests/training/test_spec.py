@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.spec import (
+from contract.spec import (
     DatasetSpec,
     SpecError,
     available_datasets,

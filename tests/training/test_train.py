@@ -7,9 +7,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from rich.console import Console
 
+from contract.spec import load_dataset_spec
 from tests.conftest import small_config
 from training.data import load_dataset
-from training.spec import load_dataset_spec
 from training.train import TrainingDataError, run_training, split_data
 
 QUIET = Console(quiet=True)
