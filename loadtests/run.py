@@ -15,17 +15,16 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from loadtests.loadgen import check_loopback
 from loadtests.payloads import write_payloads
 from loadtests.server import ROOT, bentoml_serve
-from serving.config import load_serving_config
+from serving.config import load_serving_config, model_tag
 
 DEFAULT_CONFIG = ROOT / "configs" / "loadtest.yaml"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class SLO(BaseModel):
@@ -114,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
                  "user_class": args.user_class, "invalid_share": args.invalid_share}
     given = {k: v for k, v in overrides.items() if v is not None}
     config = LoadTestConfig.model_validate(raw | given)
-    if args.host and urlparse(args.host).hostname not in LOOPBACK:
-        parser.error(f"--host {args.host}: load goes to loopback addresses only")
+    if args.host:
+        try:
+            check_loopback(args.host)
+        except ValueError as exc:
+            parser.error(f"--host {exc}")
 
-    model = args.model or os.environ.get("MODEL_NAME") or load_serving_config().model_tag
+    model = model_tag(args.model) if args.model else load_serving_config().served_tag
     out = args.out or ROOT / "reports" / f"loadtest-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    payloads = write_payloads(model if ":" in model else f"{model}:latest", out / "payloads.json")
+    payloads = write_payloads(model, out / "payloads.json")
 
     server = nullcontext(args.host) if args.host else bentoml_serve(
-        {"MODEL_NAME": model}, out / "server.log")
+        {"MODEL_TAG": model}, out / "server.log")
     with server as url:
         stats = run_locust(url, config, payloads, out)
     result = aggregated(stats)

@@ -21,86 +21,38 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import statistics
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 
-from loadtests.loadgen import HEADERS, closed_loop
+from loadtests.loadgen import LoadResult, Request, closed_loop, open_loop, percentile
 from loadtests.payloads import invalidate, reference_records
 from loadtests.server import ROOT, bentoml_command, serve_command
-from serving.config import load_serving_config
+from serving.config import load_serving_config, model_tag
 
 MAX_MEMORY_GROWTH = 0.10
 MAX_P99_GROWTH = 0.20  # last minute's p99 against the first minute's after warm-up
 
 
-@dataclass
-class Soak:
-    url: str
-    bodies: list[tuple[str, bytes, int]]  # (path, body, expected status)
-    outcomes: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)
-    latencies: dict[int, list[float]] = field(default_factory=dict)  # minute -> ms
-
-    async def _send(self, http: aiohttp.ClientSession, path: str, body: bytes, expected: int,
-                    minute: int, scheduled: float) -> None:
-        start = scheduled  # latency counts from the planned send: a late send is latency too
-        try:
-            async with http.post(self.url + path, data=body, headers=HEADERS) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self.failures[type(exc).__name__] += 1
-            return
-        self.outcomes[status] += 1
-        if status != expected:
-            self.failures[f"{status} (expected {expected})"] += 1
-        self.latencies.setdefault(minute, []).append((time.perf_counter() - start) * 1000)
-
-    async def run(self, rate: float, seconds: float) -> None:
-        """Open loop: requests start on schedule whatever the answers' latency."""
-        timeout = aiohttp.ClientTimeout(total=60)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                         timeout=timeout) as http:
-            start = time.perf_counter()
-            tasks: set[asyncio.Task] = set()
-            for i in range(int(rate * seconds)):
-                scheduled = start + i / rate
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                path, body, expected = self.bodies[i % len(self.bodies)]
-                minute = int((scheduled - start) // 60)
-                task = asyncio.create_task(
-                    self._send(http, path, body, expected, minute, scheduled))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            await asyncio.gather(*tasks)
-
-
-def mixed_bodies(spec: Any, records: list[dict], seed: int = 0) -> list[tuple[str, bytes, int]]:
+def mixed_bodies(spec: Any, records: list[dict], seed: int = 0) -> list[Request]:
     rng = random.Random(seed)
     bodies = []
     for i in range(2000):
         roll = rng.random()
         if roll < 0.85:
-            bodies.append(("/predict", json.dumps(records[i % len(records)]).encode(), 200))
+            bodies.append(Request(json.dumps(records[i % len(records)]).encode(), "/predict"))
         elif roll < 0.95:
             batch = rng.sample(records, min(10, len(records)))
-            bodies.append(("/predict_batch", json.dumps({"records": batch}).encode(), 200))
+            bodies.append(Request(json.dumps({"records": batch}).encode(), "/predict_batch"))
         else:
             bad = invalidate(spec, records[i % len(records)], rng)
-            bodies.append(("/predict", json.dumps(bad).encode(), 400))
+            bodies.append(Request(json.dumps(bad).encode(), "/predict", expected=400))
     return bodies
 
 
@@ -126,24 +78,24 @@ class MemorySampler(threading.Thread):
             self.samples.append((time.monotonic() - start, self.rss_mib()))
 
 
-def summarize(soak: Soak, sampler: MemorySampler, warmup_s: float, total_s: float,
+def summarize(soak: LoadResult, sampler: MemorySampler, warmup_s: float, total_s: float,
               rate: float, max_rate: float) -> dict[str, Any]:
     after = [(t, m) for t, m in sampler.samples if t >= warmup_s]
     first = [m for t, m in after if t < warmup_s + 60]
     last = [m for t, m in after if t >= total_s - 60]
     base, end = statistics.median(first), statistics.median(last)
-    requests = sum(soak.outcomes.values()) + sum(
-        n for k, n in soak.failures.items() if not k[0].isdigit())
     per_minute = {
-        minute: {"requests": len(ms), "p50_ms": round(statistics.median(ms), 1),
-                 "p99_ms": round(sorted(ms)[int(0.99 * (len(ms) - 1))], 1)}
-        for minute, ms in sorted(soak.latencies.items())}
-    first_minute, last_minute = int(warmup_s // 60), int(total_s // 60) - 1
+        minute: {"requests": len(ms), "p50_ms": round(percentile(ms, 0.5), 1),
+                 "p99_ms": round(percentile(ms, 0.99), 1)}
+        for minute, ms in sorted(soak.by_bucket_ms.items())}
+    # The last whole minute; a run shorter than that has one (partial) minute to compare.
+    first_minute = int(warmup_s // 60)
+    last_minute = max(first_minute, int(total_s // 60) - 1)
     return {
         "max_rate_req_s": round(max_rate, 1), "offered_rate_req_s": round(rate, 1),
-        "seconds": round(total_s), "warmup_s": warmup_s, "requests": requests,
-        "statuses": dict(soak.outcomes), "failures": sum(soak.failures.values()),
-        "failure_kinds": dict(soak.failures), "per_minute": per_minute,
+        "seconds": round(total_s), "warmup_s": warmup_s, "requests": soak.requests,
+        "statuses": dict(soak.statuses), "failures": soak.failures,
+        "failure_kinds": soak.failure_kinds, "per_minute": per_minute,
         "rss_mib_after_warmup": round(base, 1), "rss_mib_at_end": round(end, 1),
         "rss_mib_max": round(max(m for _, m in sampler.samples), 1),
         "memory_growth": round((end - base) / base, 4),
@@ -163,26 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
 
-    model = args.model or os.environ.get("MODEL_NAME") or load_serving_config().model_tag
-    spec, records = reference_records(model if ":" in model else f"{model}:latest")
+    model = model_tag(args.model) if args.model else load_serving_config().served_tag
+    spec, records = reference_records(model)
     out = args.out or ROOT / "reports" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    singles = [json.dumps(r).encode() for r in records]
     total_s = args.warmup + args.minutes * 60
-    with serve_command(bentoml_command(), {"MODEL_NAME": model}, out / "server.log") as (
+    with serve_command(bentoml_command(), {"MODEL_TAG": model}, out / "server.log") as (
             url, process):
         print(f"==> {url}: measuring the maximum rate (20 s, 64 clients)", flush=True)
-        peak = asyncio.run(closed_loop(f"{url}/predict", [json.loads(b) for b in singles], 64,
-                                       seconds=20))
+        peak = asyncio.run(closed_loop(f"{url}/predict", records, 64, seconds=20))
         rate = peak.throughput / 2
         print(f"    {peak.throughput:.0f} req/s; soaking at {rate:.0f} req/s for "
               f"{args.warmup:.0f} s warm-up + {args.minutes:g} min", flush=True)
-        soak = Soak(url, mixed_bodies(spec, records))
+        soak = LoadResult()
         sampler = MemorySampler(process.pid)
         sampler.start()
         progress = threading.Thread(target=_progress, args=(soak, sampler, total_s), daemon=True)
         progress.start()
-        asyncio.run(soak.run(rate, total_s))
+        # Latency counts from each request's scheduled send, per minute of the schedule.
+        asyncio.run(open_loop(url, mixed_bodies(spec, records), rate, total_s, bucket_s=60,
+                              result=soak))
         sampler.stop.set()
         sampler.join()
     summary = summarize(soak, sampler, args.warmup, total_s, rate, peak.throughput)
@@ -201,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if missed else 0
 
 
-def _progress(soak: Soak, sampler: MemorySampler, total_s: float) -> None:
+def _progress(soak: LoadResult, sampler: MemorySampler, total_s: float) -> None:
     start = time.monotonic()
     while time.monotonic() - start < total_s - 30:
         time.sleep(30)
         elapsed = time.monotonic() - start
         rss = sampler.samples[-1][1] if sampler.samples else 0.0
-        print(f"    {elapsed:4.0f}/{total_s:.0f} s: {sum(soak.outcomes.values())} answered, "
-              f"{sum(soak.failures.values())} failed, RSS {rss:.0f} MiB", flush=True)
+        print(f"    {elapsed:4.0f}/{total_s:.0f} s: {sum(soak.statuses.values())} answered, "
+              f"{soak.failures} failed, RSS {rss:.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":
