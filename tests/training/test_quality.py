@@ -20,3 +20,14 @@ def test_hold_out_quality(stores, name, data, metric, floor) -> None:
     dataset = load_dataset(load_dataset_spec(name), data)
     outcome = run_training(dataset, load_training_config(), console=Console(quiet=True))
     assert outcome.best.holdout[metric] >= floor
+
+
+@pytest.mark.slow
+def test_regression_hold_out_quality(stores) -> None:
+    """Diabetes (RMSE, lower is better): the champion explains a good part of the variance,
+    well beyond predicting the mean (whose RMSE is about the target's standard deviation)."""
+    dataset = load_dataset(load_dataset_spec("diabetes"))
+    outcome = run_training(dataset, load_training_config(), console=Console(quiet=True))
+    holdout = outcome.best.holdout
+    assert holdout["r2"] > 0.3
+    assert holdout["rmse"] < 0.8 * dataset.target.std()
