@@ -28,6 +28,7 @@ from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
 from serving.gc_pauses import freeze_loaded_objects
 from serving.guard import RequestGuardMiddleware, api_key_from_env
+from serving.landing import LandingPageMiddleware, openapi_info
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.openapi import OpenAPIPatchMiddleware
@@ -302,4 +303,11 @@ TabularService.add_asgi_middleware(
 )
 TabularService.add_asgi_middleware(
     OpenAPIPatchMiddleware, api_key=API_KEY is not None, max_body_bytes=SETTINGS.max_body_bytes,
+    info=openapi_info(SERVED),
+)
+# GET / is this model's page (serving/landing.py), never BentoML's Swagger UI, which embeds
+# a third-party (Google Tag Manager) frame.
+TabularService.add_asgi_middleware(
+    LandingPageMiddleware, served=SERVED, api_key=API_KEY is not None,
+    max_batch_records=SETTINGS.max_batch_records,
 )
