@@ -2,11 +2,12 @@
 
 `TabularService` is the HTTP API (validation, formatting, V2 protocol, metrics). Where the
 model runs depends on `batching.mode` in configs/serving.yaml (env BATCHING_MODE):
+- `in_process` (default): in each API worker, behind a greedy micro-batcher
+  (serving/batcher.py), with load shedding (serving/overload.py);
 - `service`: in `ModelRunner`, a separate BentoML service joined by `bentoml.depends`,
-  whose batchable API merges concurrent calls (BentoML's adaptive batching);
-- `in_process`: in each API worker, behind a greedy micro-batcher (serving/batcher.py);
-- `off`: in `ModelRunner`, one model call per request (for comparison).
-The served model is chosen by configs/serving.yaml, MODEL_NAME or MODEL_TAG.
+  whose batchable API merges concurrent calls (BentoML's adaptive batching).
+The served model is chosen by configs/serving.yaml, MODEL_NAME or MODEL_TAG
+(serving/config.py).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from serving import redaction, upstream_fixes
+from serving.answers import Formatter
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
 from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
 from serving.gc_pauses import freeze_loaded_objects
-from serving.guard import RequestGuardMiddleware, api_key_from_env
+from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware, openapi_info
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.openapi import OpenAPIPatchMiddleware
 from serving.overload import LoadShedMiddleware
-from serving.predict import Formatter
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import PipelineScorer
 from serving.v2 import (
@@ -45,11 +46,10 @@ from serving.v2 import (
 )
 
 SETTINGS = load_serving_config()
-SERVED = find_served_model(SETTINGS.model_tag)  # fails start-up with what to run if missing
+SERVED = find_served_model(SETTINGS.served_tag)  # fails start-up with what to run if missing
 SPEC = SERVED.spec
-CLASSIFIER = SPEC.task != "regression"
 BATCH = SETTINGS.batching
-MODE = SETTINGS.batching_mode
+MODE = SETTINGS.batching.mode
 MONITORING = SETTINGS.monitoring
 logger = logging.getLogger("tabular.service")
 redaction.install()  # rejected feature values stay out of the log
@@ -60,7 +60,7 @@ Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
 Prediction = prediction_model(SPEC)
 Predictions = batch_prediction_model(Prediction)
 
-# The field notes' defect: the dependency client recycles its HTTP session every
+# A BentoML 1.4.39 defect: the dependency client recycles its HTTP session every
 # `max_requests` requests (default 100) or `max_age` seconds, closing it while other
 # requests are still in flight on it (500s under load; BentoML issues #5540/#5544).
 # The session talks to a local socket, so recycling buys nothing: never recycle.
@@ -69,8 +69,7 @@ NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0 * 365 * 24 * 3600}
 
 
 def load_scorer(model: bentoml.Model) -> PipelineScorer:
-    return PipelineScorer(SERVED, bentoml.sklearn.load_model(model),
-                          model.custom_objects["reference_sample"])
+    return PipelineScorer(SERVED, bentoml.sklearn.load_model(model))
 
 
 @bentoml.service(
@@ -93,7 +92,7 @@ class ModelRunner:
 
     # Lists, not DataFrames: BentoML 1.4.39's batch splitting fails on DataFrames (a
     # tuple batch size; the call hangs until the traffic timeout).
-    @bentoml.api(batchable=MODE == "service", batch_dim=0,
+    @bentoml.api(batchable=True, batch_dim=0,
                  max_batch_size=BATCH.max_batch_size, max_latency_ms=BATCH.max_latency_ms)
     def score(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Probabilities (classifiers, spec class order) or predicted values, one row each."""
@@ -151,7 +150,9 @@ class TabularService:
             logger.warning("Evidently is not installed: no drift checks in this process; "
                            "run `python -m serving.drift` where the project is installed")
         elif MONITORING.drift.enabled and bentoml.server_context.worker_index in (None, 1):
-            self._drift_task = asyncio.get_running_loop().create_task(self.drift.run_forever())
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.drift.start)
+            self._drift_task = loop.create_task(self.drift.run_forever())
         frozen = freeze_loaded_objects()
         logger.info("%d loaded objects exempted from garbage collection", frozen)
 
@@ -268,19 +269,8 @@ class TabularService:
             return JSONResponse({"error": f"{len(errors)} validation error(s)", "detail": errors},
                                 status_code=400)
         answers = await self._score(records)
-        rows = len(answers)
-        outputs = [{
-            "name": "predict", "shape": [rows],
-            "datatype": "BYTES" if CLASSIFIER else "FP64",
-            "data": [a["prediction"] for a in answers],
-        }]
-        if CLASSIFIER:
-            outputs.append({
-                "name": "predict_proba", "shape": [rows, len(SERVED.classes)], "datatype": "FP64",
-                "data": [a["probabilities"][c] for a in answers for c in SERVED.classes],
-            })
-        return {"model_name": SERVED.name, "model_version": SERVED.version, "id": request.id,
-                "outputs": outputs}
+        return InferResponse(model_name=SERVED.name, model_version=SERVED.version,
+                             id=request.id, outputs=self.formatter.v2_outputs(answers))
 
 
 def _unknown_model(name: str) -> JSONResponse:
@@ -297,7 +287,7 @@ if MODE == "in_process":
 TabularService.add_asgi_middleware(
     ValidationMetricsMiddleware, paths=SCORING_PATHS, fields=set(SPEC.feature_names))
 # Key, content type and size are checked before any body is read or parsed.
-API_KEY = api_key_from_env()
+API_KEY = SETTINGS.bearer_key()
 TabularService.add_asgi_middleware(
     RequestGuardMiddleware, api_key=API_KEY, max_body_bytes=SETTINGS.max_body_bytes,
 )

@@ -72,13 +72,31 @@ class FeatureSpec(StrictModel):
         return self
 
     @property
+    def is_categorical(self) -> bool:
+        """Categorical or binary: one of a fixed set of values (`choices`), not a quantity."""
+        return self.type in ("categorical", "binary")
+
+    @property
+    def is_numeric(self) -> bool:
+        """Numeric or integer: a quantity, optionally within min/max."""
+        return self.type in ("numeric", "integer")
+
+    @property
+    def choices(self) -> list[str | int] | None:
+        """The allowed values as the spec writes them (binary: 0 and 1 unless given), or None
+        for a numeric feature."""
+        if self.type == "binary":
+            return self.values or [0, 1]
+        if self.type == "categorical":
+            return self.values
+        return None
+
+    @property
     def allowed(self) -> list[str] | None:
         """Canonical spellings of the allowed values, or None if any value in range is."""
-        if self.type == "binary":
-            return [canonical_value(v) for v in (self.values or [0, 1])]  # type: ignore[misc]
-        if self.type == "categorical":
-            return [canonical_value(v) for v in self.values or []]  # type: ignore[misc]
-        return None
+        if self.choices is None:
+            return None
+        return [canonical_value(v) for v in self.choices]  # type: ignore[misc]
 
 
 class EngineeredFeature(StrictModel):
@@ -127,7 +145,7 @@ class TargetSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> TargetSpec:
-        if self.task == "regression":
+        if not self.is_classifier:
             if self.classes or self.positive_class or self.mapping:
                 raise ValueError("a regression target has no classes, positive_class or mapping")
             return self
@@ -145,6 +163,11 @@ class TargetSpec(StrictModel):
             if unknown:
                 raise ValueError(f"mapping names labels that are not classes: {unknown}")
         return self
+
+    @property
+    def is_classifier(self) -> bool:
+        """Binary or multiclass: the model predicts a class (and has predict_proba)."""
+        return self.task != "regression"
 
     def label_of(self, raw: Any) -> str | None:
         """The class label for a raw target value, or None if the value is invalid."""
@@ -211,6 +234,10 @@ class DatasetSpec(StrictModel):
     @property
     def task(self) -> Task:
         return self.target.task
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.target.is_classifier
 
     @property
     def feature_names(self) -> list[str]:

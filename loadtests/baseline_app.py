@@ -4,17 +4,17 @@ loaded in every worker, one predict_proba call per request.
     MODEL_TAG=NAME:latest uvicorn loadtests.baseline_app:app --workers 2
 """
 
-import os
 from typing import Any
 
 import bentoml
 from fastapi import FastAPI
 
+from serving.config import load_serving_config
 from serving.model_store import find_served_model
-from serving.predict import records_to_frame
 from serving.schema import record_model
+from serving.scorer import records_to_frame
 
-SERVED = find_served_model(os.environ.get("MODEL_TAG", "breast-cancer-classifier:latest"))
+SERVED = find_served_model(load_serving_config().served_tag)
 PIPELINE = bentoml.sklearn.load_model(SERVED.tag)
 Record = record_model(SERVED.spec)
 app = FastAPI()
@@ -28,7 +28,7 @@ def ready() -> dict[str, bool]:
 @app.post("/predict")
 def predict(record: Record) -> dict[str, Any]:  # type: ignore[valid-type]
     frame = records_to_frame(SERVED.spec, [record.model_dump()])  # type: ignore[attr-defined]
-    if SERVED.spec.task == "regression":
+    if not SERVED.spec.is_classifier:
         return {"prediction": float(PIPELINE.predict(frame)[0])}
     proba = PIPELINE.predict_proba(frame)[0]
     classes = list(PIPELINE.classes_)

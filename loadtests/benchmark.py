@@ -156,11 +156,11 @@ def inprocess(tag: str, batch_sizes: list[int], records: list[dict]) -> list[Row
     import bentoml
 
     from serving.model_store import find_served_model
-    from serving.predict import records_to_frame
+    from serving.scorer import records_to_frame
 
     served = find_served_model(tag)
     pipeline = bentoml.sklearn.load_model(tag)
-    score = pipeline.predict_proba if served.spec.task != "regression" else pipeline.predict
+    score = pipeline.predict_proba if served.spec.is_classifier else pipeline.predict
     rows = []
     for size in batch_sizes:
         frame = records_to_frame(served.spec, (records * (size // len(records) + 1))[:size])
@@ -231,12 +231,6 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(f"service, BentoML adaptive batching (model service), "
                                 f"{workers} API worker(s)", url, pid, records, config.users,
                                 config.seconds, config.warmup_seconds, batching=True))
-
-        CONSOLE.print("[bold]the service, batching off[/]")
-        with bentoml_server(env | {"BATCHING_MODE": "off"}, home / "unbatched.log") as (url, pid):
-            rows.append(measure(f"service, batching off (model service), {workers} API "
-                                "worker(s)", url, pid, records, config.users, config.seconds,
-                                config.warmup_seconds, batching=True))
 
         for count in sorted({1, cores}):
             CONSOLE.print(f"[bold]FastAPI + uvicorn baseline, {count} worker(s)[/]")

@@ -4,7 +4,6 @@ record model as service.py, but no model call.
     MODEL_TAG=NAME:latest bentoml serve loadtests.noop_service:NoopService
 """
 
-import os
 from typing import Any
 
 import bentoml
@@ -13,16 +12,16 @@ from serving.config import load_serving_config
 from serving.model_store import find_served_model
 from serving.schema import prediction_model, record_model
 
-SERVED = find_served_model(os.environ.get("MODEL_TAG", "breast-cancer-classifier:latest"))
+SERVED = find_served_model(load_serving_config().served_tag)
 Record = record_model(SERVED.spec)
 Prediction = prediction_model(SERVED.spec)
 # A fixed answer of the real shape: the same response model and serialisation as service.py.
 ANSWER = {"model_name": SERVED.name, "model_version": SERVED.version}
-if SERVED.spec.task == "regression":
-    ANSWER["prediction"] = 0.0
-else:
+if SERVED.spec.is_classifier:
     ANSWER |= {"prediction": SERVED.classes[0],
                "probabilities": dict.fromkeys(SERVED.classes, 1 / len(SERVED.classes))}
+else:
+    ANSWER["prediction"] = 0.0
 if SERVED.spec.task == "binary":
     ANSWER |= {"probability": 0.5, "risk_level": "medium"}
 

@@ -16,11 +16,8 @@ from serving.model_store import example_record, find_served_model
 
 
 def reference_records(model_tag: str) -> tuple[DatasetSpec, list[dict[str, Any]]]:
-    import bentoml
-
     served = find_served_model(model_tag)
-    reference = bentoml.models.get(served.tag).custom_objects["reference_sample"]
-    rows = reference[served.spec.feature_names].to_dict("records")
+    rows = served.reference[served.spec.feature_names].to_dict("records")
     return served.spec, [example_record(served.spec, row) for row in rows]
 
 
@@ -29,9 +26,9 @@ def invalidate(spec: DatasetSpec, record: dict[str, Any], rng: random.Random) ->
     bad = dict(record)
     feature = rng.choice(spec.features)
     rule = rng.choice(["range", "type", "unknown", "missing"])
-    if rule == "range" and feature.type in ("numeric", "integer") and feature.max is not None:
+    if rule == "range" and feature.is_numeric and feature.max is not None:
         bad[feature.name] = feature.max * 10 + 1
-    elif rule == "range" and feature.type in ("categorical", "binary"):
+    elif rule == "range" and feature.is_categorical:
         bad[feature.name] = "not-a-category"
     elif rule == "type":
         bad[feature.name] = {"nested": [1, 2]}

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # What service.py and the pickled pipeline import at run time. Evidently (with plotly,
 # pyarrow, statsmodels: ~350 MB) stays out of the image: the drift check runs where the
 # project is installed (python -m serving.drift); in the image /drift/check says so.
-SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pyyaml",
+SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pydantic-settings", "pyyaml",
            "prometheus-client", "fastapi", "aiohttp"]
 
 

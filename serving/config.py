@@ -1,24 +1,45 @@
-"""Serving configuration (configs/serving.yaml), validated on load; env vars choose the model."""
+"""Serving settings: configs/serving.yaml (or the file SERVING_CONFIG names), validated on
+load, with a few declared environment overrides.
+
+The YAML file is the one source of defaults: no setting has a default in code, so a key
+missing from the file is an error that names it. The environment overrides exactly the
+variables in ENV_OVERRIDES (pydantic-settings: init > environment > YAML); an empty value
+counts as unset.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from contract.base import StrictModel
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
 
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+# Environment variable -> the setting it overrides (a path into the YAML document).
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "MODEL_NAME": ("model_name",),
+    "MODEL_TAG": ("model_tag",),
+    "BATCHING_MODE": ("batching", "mode"),
+    "CAPTURE_DIR": ("monitoring", "directory"),
+    "API_KEY": ("api_key",),
+    "API_KEY_FILE": ("api_key_file",),
+}
 
 
 class RiskThresholds(StrictModel):
-    medium: float = Field(default=0.3, gt=0.0, lt=1.0)
-    high: float = Field(default=0.7, gt=0.0, lt=1.0)
+    medium: float = Field(gt=0.0, lt=1.0)
+    high: float = Field(gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _ordered(self) -> RiskThresholds:
@@ -32,87 +53,138 @@ class RiskThresholds(StrictModel):
         return "medium" if probability >= self.medium else "low"
 
 
-BatchingMode = Literal["in_process", "service", "off"]
+BatchingMode = Literal["in_process", "service"]
 
 
 class BatchingConfig(StrictModel):
-    mode: BatchingMode = "service"
-    max_batch_size: int = Field(default=64, ge=2, le=10_000)
-    max_latency_ms: int = Field(default=10_000, ge=1)
+    mode: BatchingMode
+    max_batch_size: int = Field(ge=2, le=10_000)
+    max_latency_ms: int = Field(ge=1)
 
 
 class OverloadConfig(StrictModel):
     """Load shedding per API worker (serving/overload.py)."""
 
-    max_in_flight: int = Field(default=48, ge=1)
-    max_wait_ms: float = Field(default=500, gt=0)
+    max_in_flight: int = Field(ge=1)
+    max_wait_ms: float = Field(gt=0)
 
 
 class CaptureConfig(StrictModel):
-    enabled: bool = True
-    max_bytes: int = Field(default=10_000_000, ge=10_000)
-    backup_count: int = Field(default=5, ge=0)
-    exclude_features: list[str] = Field(default_factory=list)
+    enabled: bool
+    max_bytes: int = Field(ge=10_000)
+    backup_count: int = Field(ge=0)
+    exclude_features: list[str]
 
 
 class DriftConfig(StrictModel):
-    enabled: bool = True
-    interval_s: float = Field(default=300, ge=1)
-    window_rows: int = Field(default=1000, ge=10)
-    min_rows: int = Field(default=50, ge=10)
-    drift_share: float = Field(default=0.5, gt=0, le=1)
+    enabled: bool
+    interval_s: float = Field(ge=1)
+    window_rows: int = Field(ge=10)
+    min_rows: int = Field(ge=10)
+    drift_share: float = Field(gt=0, le=1)
 
 
 class MonitoringConfig(StrictModel):
-    directory: str = "monitoring_data"
-    capture: CaptureConfig = CaptureConfig()
-    drift: DriftConfig = DriftConfig()
+    directory: str
+    capture: CaptureConfig
+    drift: DriftConfig
 
     @property
     def capture_dir(self) -> Path:
-        """CAPTURE_DIR if set, else `directory` (relative to the working directory)."""
-        return Path(os.environ.get("CAPTURE_DIR") or self.directory).resolve()
+        """`directory`, relative to the working directory."""
+        return Path(self.directory).resolve()
 
 
-class ServingConfig(StrictModel):
+class ServingConfig(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
     model_name: str
-    max_batch_records: int = Field(default=1000, ge=1)
-    risk_thresholds: RiskThresholds = RiskThresholds()
-    batching: BatchingConfig = BatchingConfig()
-    overload: OverloadConfig = OverloadConfig()
-    api_workers: int = Field(default=1, ge=1)
-    model_workers: int = Field(default=1, ge=1)
-    timeout_s: float = Field(default=30, gt=0)
+    # Only from the environment: an exact BentoML tag, which wins over model_name.
+    model_tag: str | None = None
+    max_batch_records: int = Field(ge=1)
+    risk_thresholds: RiskThresholds
+    batching: BatchingConfig
+    overload: OverloadConfig
+    api_workers: int = Field(ge=1)
+    model_workers: int = Field(ge=1)
+    timeout_s: float = Field(gt=0)
     # Bodies over this are refused with 413 before they are read into memory or parsed.
-    max_body_bytes: int = Field(default=4_000_000, ge=1_000)
+    max_body_bytes: int = Field(ge=1_000)
     # Browser origins allowed to call the API (CORS); empty: closed.
-    cors_allow_origins: list[str] = Field(default_factory=list)
-    monitoring: MonitoringConfig = MonitoringConfig()
+    cors_allow_origins: list[str]
+    monitoring: MonitoringConfig
+    # Only from the environment (or a mounted Kubernetes Secret), never from the file.
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
 
     @property
-    def batching_mode(self) -> BatchingMode:
-        """BATCHING_MODE (in_process, service, off) overrides batching.mode."""
-        override = os.environ.get("BATCHING_MODE", "").strip()
-        if not override:
-            return self.batching.mode
-        if override not in ("in_process", "service", "off"):
-            raise ValueError(f"BATCHING_MODE={override!r}: use in_process, service or off")
-        return cast(BatchingMode, override)
+    def served_tag(self) -> str:
+        """The BentoML tag to serve: MODEL_TAG, else the model name at its newest champion."""
+        return self.model_tag or model_tag(self.model_name)
 
-    @property
-    def model_tag(self) -> str:
-        """The BentoML tag to serve: MODEL_TAG, else MODEL_NAME or model_name at :latest."""
-        if tag := os.environ.get("MODEL_TAG"):
-            return tag
-        name = os.environ.get("MODEL_NAME") or self.model_name
-        return name if ":" in name else f"{name}:latest"
+    def bearer_key(self) -> str | None:
+        """The API key (API_KEY, or the contents of API_KEY_FILE), or None for no key."""
+        if self.api_key is not None and self.api_key.get_secret_value().strip():
+            return self.api_key.get_secret_value().strip()
+        if self.api_key_file is not None:
+            return self.api_key_file.read_text().strip() or None
+        return None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        **_: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get("SERVING_CONFIG") or DEFAULT_CONFIG)
+        return (init_settings, DeclaredEnvSource(settings_cls),
+                FileSource(settings_cls, yaml_file=path))
 
 
-def load_serving_config(path: str | Path | None = None) -> ServingConfig:
-    path = Path(path or os.environ.get("SERVING_CONFIG") or DEFAULT_CONFIG)
+ENV_ONLY = ("model_tag", "api_key", "api_key_file")
+
+
+class FileSource(YamlConfigSettingsSource):
+    """The YAML file, which may not hold the environment-only settings (a key in a file
+    that ships in the image and the ConfigMap would be a leaked key)."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        if found := [key for key in ENV_ONLY if key in values]:
+            raise ValueError(f"{', '.join(found)}: set only from the environment "
+                             f"({', '.join(k.upper() for k in found)}), not in the file")
+        return values
+
+
+class DeclaredEnvSource(PydanticBaseSettingsSource):
+    """The variables of ENV_OVERRIDES that are set and not empty, as nested settings."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ builds the whole tree
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for variable, path in ENV_OVERRIDES.items():
+            value = os.environ.get(variable, "").strip()
+            if not value:
+                continue
+            node = values
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+        return values
+
+
+def model_tag(name_or_tag: str) -> str:
+    """A BentoML tag from a model name (its newest champion, NAME:latest) or a tag."""
+    return name_or_tag if ":" in name_or_tag else f"{name_or_tag}:latest"
+
+
+def load_serving_config() -> ServingConfig:
+    path = Path(os.environ.get("SERVING_CONFIG") or DEFAULT_CONFIG)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such serving config (set SERVING_CONFIG to one)")
     try:
-        return ServingConfig.model_validate(yaml.safe_load(path.read_text()))
-    except FileNotFoundError as exc:
-        raise ValueError(f"{path}: no such serving config") from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ValueError(f"{path}: invalid serving config:\n{exc}") from exc
+        return ServingConfig()
+    except ValidationError as exc:
+        raise ValueError(f"{path} (with the environment's {', '.join(ENV_OVERRIDES)}): "
+                         f"invalid serving settings:\n{exc}") from exc

@@ -64,7 +64,7 @@ def _typed(spec: DatasetSpec, frame: pd.DataFrame) -> pd.DataFrame:
         if feature.name not in frame.columns:
             continue  # e.g. a sensitive feature left out of the capture
         column = frame[feature.name]
-        if feature.type in ("categorical", "binary"):
+        if feature.is_categorical:
             out[feature.name] = column.map(canonical_value).astype("object")
         else:
             out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
@@ -113,10 +113,10 @@ def _evidently(spec: DatasetSpec, current: pd.DataFrame, reference: pd.DataFrame
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    kinds = {f.name: f.type for f in spec.features}
+    by_name = {f.name: f for f in spec.features}
     definition = DataDefinition(
-        numerical_columns=[c for c in current.columns if kinds[c] in ("numeric", "integer")],
-        categorical_columns=[c for c in current.columns if kinds[c] in ("categorical", "binary")],
+        numerical_columns=[c for c in current.columns if by_name[c].is_numeric],
+        categorical_columns=[c for c in current.columns if by_name[c].is_categorical],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Evidently warns about constant columns and such
@@ -159,13 +159,10 @@ def check_records(tag: str, current: pd.DataFrame, out: Path, *,
                   drift_share: float) -> DriftSummary:
     """Drift of `current` against the reference sample of model `tag`; writes the HTML report
     and the JSON summary to `out`."""
-    import bentoml
-
     from serving.model_store import find_served_model
 
     served = find_served_model(tag)
-    reference = bentoml.models.get(served.tag).custom_objects["reference_sample"]
-    summary = compute_drift(served.spec, reference, current, model_name=served.name,
+    summary = compute_drift(served.spec, served.reference, current, model_name=served.name,
                             model_version=served.version, share_threshold=drift_share,
                             report_path=out / REPORT_FILE)
     write_summary(summary, out)
@@ -189,12 +186,12 @@ def check_capture(tag: str, capture_dir: Path, out: Path, *, window: int, min_ro
 
 
 def main(argv: list[str] | None = None) -> int:
-    from serving.config import load_serving_config
+    from serving.config import load_serving_config, model_tag
 
     settings = load_serving_config()
     monitoring = settings.monitoring
     parser = argparse.ArgumentParser(description="Drift of captured records vs the reference")
-    parser.add_argument("--model", default=settings.model_tag, help="model name or tag")
+    parser.add_argument("--model", default=settings.served_tag, help="model name or tag")
     parser.add_argument("--capture-dir", type=Path, default=monitoring.capture_dir)
     parser.add_argument("--window", type=int, default=monitoring.drift.window_rows)
     parser.add_argument("--min-rows", type=int, default=monitoring.drift.min_rows)
@@ -204,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a CSV of records to check instead of the capture")
     args = parser.parse_args(argv)
 
-    tag = args.model if ":" in args.model else f"{args.model}:latest"
+    tag = model_tag(args.model)
     out = args.out or args.capture_dir / "drift"
     if args.current:
         summary = check_records(tag, pd.read_csv(args.current), out,

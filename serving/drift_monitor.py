@@ -33,6 +33,10 @@ logger = logging.getLogger("tabular.drift")
 CHECK_TIMEOUT_S = 600
 
 
+def _ready() -> bool:
+    return True
+
+
 def _drift_process_init() -> None:
     os.nice(10)  # serving first: a check may take longer on a busy pod, never the requests
     import evidently.presets  # noqa: F401  (once per child, not per check)
@@ -66,12 +70,8 @@ class DriftMonitor:
         """
         drift = self.config.drift
         with self._one_at_a_time:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("forkserver"),
-                    initializer=_drift_process_init)
             try:
-                result = self._pool.submit(
+                result = self._child().submit(
                     check_capture, self.served.tag, self.config.capture_dir, self.out_dir,
                     window=drift.window_rows, min_rows=drift.min_rows,
                     drift_share=drift.drift_share).result(timeout=CHECK_TIMEOUT_S)
@@ -84,6 +84,19 @@ class DriftMonitor:
         self.export(result)
         self.last_error = None
         return result
+
+    def start(self) -> None:
+        """Start the child now and load Evidently in it (blocking, a few seconds), so that
+        the worker's memory is what it will be from the start and the first check is quick."""
+        with self._one_at_a_time:
+            self._child().submit(_ready).result(timeout=CHECK_TIMEOUT_S)
+
+    def _child(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_drift_process_init)
+        return self._pool
 
     def close(self) -> None:
         if self._pool is not None:

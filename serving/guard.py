@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info")
 OPEN_SUFFIXES = ("/ready",)  # /v2/models/{name}/ready is a probe
@@ -25,15 +23,6 @@ BINARY_TENSORS_ERROR = ("binary tensor data (Triton's binary extension, header "
                         "Inference-Header-Content-Length) is not supported: send JSON tensors "
                         "(tritonclient: binary_data=False on every input and requested output)")
 JSON_ONLY_ERROR = "send JSON with 'Content-Type: application/json'"
-
-
-def api_key_from_env() -> str | None:
-    """API_KEY, or the contents of API_KEY_FILE (a mounted Kubernetes Secret)."""
-    if key := os.environ.get("API_KEY"):
-        return key.strip()
-    if path := os.environ.get("API_KEY_FILE"):
-        return Path(path).read_text().strip() or None
-    return None
 
 
 class RequestGuardMiddleware:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bentoml
@@ -25,6 +25,8 @@ class ServedModel:
     metadata: dict[str, Any]
     labels: dict[str, str]
     example: dict[str, Any]
+    # Up to 1,000 training rows stored with the model: drift reference, load-test payloads.
+    reference: Any = field(default=None, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -77,6 +79,7 @@ def find_served_model(tag: str) -> ServedModel:
         metadata=meta,
         labels=dict(model.info.labels),
         example=example_record(spec, reference.iloc[0].to_dict()) if reference is not None else {},
+        reference=reference,
     )
 
 
@@ -87,10 +90,10 @@ def example_record(spec: DatasetSpec, row: dict[str, Any]) -> dict[str, Any]:
         value = row.get(feature.name)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             record[feature.name] = None
-        elif feature.type in ("categorical", "binary"):
-            allowed = feature.values if feature.values is not None else [0, 1]
+        elif feature.is_categorical:
+            key = canonical_value(value)
             record[feature.name] = next(
-                (v for v in allowed if canonical_value(v) == canonical_value(value)), value)
+                (v for v in feature.choices or () if canonical_value(v) == key), value)
         elif feature.type == "integer":
             record[feature.name] = int(value)
         else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from serving.metrics import SHED_REQUESTS
 
 RETRY_AFTER_S = 1  # a worker's queue turns over in well under a second
+LOG_EVERY_S = 10.0  # refusals bypass the access log: one summary line at most this often
+logger = logging.getLogger("tabular.overload")
 
 
 
@@ -57,6 +60,8 @@ class LoadShedMiddleware:
         self.max_in_flight = max_in_flight
         self.max_wait_s = max_wait_ms / 1000
         self.in_flight = 0
+        self._refused = 0
+        self._logged_at = 0.0
         for path in paths:  # exported as 0 from the start, so rate() and alerts see them
             for reason in ("in_flight", "wait"):
                 SHED_REQUESTS.labels(endpoint=path, reason=reason)
@@ -68,6 +73,7 @@ class LoadShedMiddleware:
             return
         if self.in_flight >= self.max_in_flight:
             SHED_REQUESTS.labels(endpoint=scope["path"], reason="in_flight").inc()
+            self._log_refusal()
             await _refuse(send)
             return
         self.in_flight += 1
@@ -77,6 +83,16 @@ class LoadShedMiddleware:
         finally:
             ADMISSION.reset(token)
             self.in_flight -= 1
+
+
+    def _log_refusal(self) -> None:
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY_S:
+            logger.warning("overloaded: refused %d request(s) with 503 since the last report "
+                           "(max_in_flight=%d per worker); add replicas or raise the limit",
+                           self._refused, self.max_in_flight)
+            self._refused, self._logged_at = 0, now
 
 
 OVERLOADED_BODY = json.dumps({

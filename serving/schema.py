@@ -35,8 +35,8 @@ def _exact_type(values: list[Any]) -> BeforeValidator:
 
 
 def _field_type(feature: FeatureSpec) -> Any:
-    if feature.type in ("categorical", "binary"):
-        values = feature.values if feature.values is not None else [0, 1]
+    if feature.is_categorical:
+        values = feature.choices
         return Annotated[Literal[tuple(values)], _exact_type(values)]  # type: ignore[valid-type]
     bounds = {"ge": feature.min, "le": feature.max}
     bounds = {k: v for k, v in bounds.items() if v is not None}
@@ -80,7 +80,7 @@ def batch_model(spec: DatasetSpec, record: type[BaseModel], max_records: int) ->
 def prediction_model(spec: DatasetSpec) -> type[BaseModel]:
     """The answer for one record; its fields depend on the task."""
     fields: dict[str, Any] = {"model_name": (str, ...), "model_version": (str, ...)}
-    if spec.task == "regression":
+    if not spec.is_classifier:
         unit = f" [{spec.target.unit}]" if spec.target.unit else ""
         fields["prediction"] = (float, Field(description=f"{spec.target.description}{unit}"))
     else:
@@ -106,8 +106,8 @@ def _example(spec: DatasetSpec) -> dict[str, Any]:
     """A valid example record (middle of each range, first allowed value) for the docs."""
     example: dict[str, Any] = {}
     for feature in spec.features:
-        if feature.type in ("categorical", "binary"):
-            example[feature.name] = (feature.values or [0, 1])[0]
+        if feature.is_categorical:
+            example[feature.name] = feature.choices[0]  # type: ignore[index]
         elif feature.min is not None and feature.max is not None:
             middle = (feature.min + feature.max) / 2
             example[feature.name] = round(middle) if feature.type == "integer" else middle

@@ -7,10 +7,13 @@ micro-batcher alike, so both modes score and count identically.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from contract.spec import DatasetSpec
 from serving.metrics import (
     CONFIDENCE,
     MODEL_CALL_ROWS,
@@ -20,15 +23,21 @@ from serving.metrics import (
     predicted_value_histogram,
 )
 from serving.model_store import ServedModel
-from serving.predict import records_to_frame
+
+
+def records_to_frame(spec: DatasetSpec, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Spec columns in spec order; absent or null values become NaN for the imputers."""
+    columns = spec.feature_names
+    frame = pd.DataFrame.from_records(list(records), columns=columns)
+    return frame.where(frame.notna(), np.nan)
 
 
 class PipelineScorer:
-    def __init__(self, served: ServedModel, pipeline: Any, reference: Any) -> None:
+    def __init__(self, served: ServedModel, pipeline: Any) -> None:
         self.served = served
         self.spec = served.spec
         self.pipeline = pipeline
-        self.classifier = served.spec.task != "regression"
+        self.classifier = served.spec.is_classifier
         labels = {"model_name": served.name, "model_version": served.version}
         self.labels = labels
         self.call_seconds = MODEL_CALL_SECONDS.labels(**labels)
@@ -39,7 +48,7 @@ class PipelineScorer:
             order = list(pipeline.classes_)
             self.columns = [order.index(c) for c in served.classes]
         else:
-            target = reference[served.spec.target.name].to_numpy(dtype=float)
+            target = served.reference[served.spec.target.name].to_numpy(dtype=float)
             buckets = np.quantile(target, np.linspace(0.05, 0.95, 10)).round(6)
             self.values = predicted_value_histogram(buckets).labels(**labels)
         MODEL_READY.labels(**labels).set(1)

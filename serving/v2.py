@@ -82,6 +82,9 @@ def records_from_inputs(
         errors.append({"loc": ["inputs"], "type": "shape_mismatch",
                        "msg": f"inputs have different lengths {sorted(lengths)}"})
     rows = lengths.pop() if len(lengths) == 1 else 0
+    if len(lengths) == 0 and not errors and rows == 0:
+        errors.append({"loc": ["inputs"], "type": "too_short",
+                       "msg": "no rows: send at least one value per input"})
     if rows > max_records:
         errors.append({"loc": ["inputs"], "type": "too_long",
                        "msg": f"{rows} rows is more than the limit of {max_records}"})
@@ -109,17 +112,22 @@ def validate_records(
 
 def model_metadata(spec: DatasetSpec, name: str, version: str) -> dict[str, Any]:
     """GET /v2/models/{name}: the model's inputs and outputs."""
-    inputs = [
-        {"name": f.name,
-         "datatype": "BYTES" if f.type == "categorical" and any(
-             isinstance(v, str) for v in f.values or []) else "FP64",
-         "shape": [-1]}
-        for f in spec.features
-    ]
+    inputs = [{"name": f.name, "datatype": _datatype(f), "shape": [-1]} for f in spec.features]
     outputs = [{"name": "predict", "shape": [-1],
-                "datatype": "FP64" if spec.task == "regression" else "BYTES"}]
-    if spec.task != "regression":
+                "datatype": "BYTES" if spec.is_classifier else "FP64"}]
+    if spec.is_classifier:
         outputs.append({"name": "predict_proba", "shape": [-1, len(spec.target.classes or [])],
                         "datatype": "FP64"})
     return {"name": name, "versions": [version], "platform": "scikit-learn",
             "inputs": inputs, "outputs": outputs}
+
+
+def _datatype(feature: Any) -> str:
+    """The tensor type a client must send: validation is strict, so integers (and categories
+    coded as integers) are INT64, not FP64, which would send 63.0 for 63 and be refused."""
+    if feature.type == "numeric":
+        return "FP64"
+    if feature.type == "integer":
+        return "INT64"
+    values = feature.values or [0, 1]
+    return "BYTES" if any(isinstance(v, str) for v in values) else "INT64"

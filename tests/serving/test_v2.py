@@ -214,10 +214,8 @@ def test_values_of_each_declared_datatype_validate() -> None:
     assert errors == []
 
 
-@pytest.mark.xfail(strict=True, reason="zero-row tensors (shape [0]) pass records_from_inputs "
-                   "and validate_records, then the pipeline raises: POST /v2/models/NAME/infer "
-                   "answers 500 (found 2026-11-22); remove this marker once they are refused")
 def test_zero_rows_are_refused() -> None:
+    """Zero-row tensors reached the pipeline, which raised: the route answered 500."""
     empty = [tensor(name, []) for name in HEART.feature_names]
     _records, errors = infer(HEART, HEART_RECORD, InferRequest.model_validate({"inputs": empty}))
     assert [e["loc"] for e in errors] == [["inputs"]]

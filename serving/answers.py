@@ -1,23 +1,16 @@
-"""Between validated records and answers: build the model's input frame, format its output."""
+"""The API's answers from the model's output rows: the JSON answer per record and the Open
+Inference Protocol (V2) output tensors."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from contract.spec import DatasetSpec
 from serving.config import RiskThresholds
-
-
-def records_to_frame(spec: DatasetSpec, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Spec columns in spec order; absent or null values become NaN for the imputers."""
-    columns = spec.feature_names
-    frame = pd.DataFrame.from_records(list(records), columns=columns)
-    return frame.where(frame.notna(), np.nan)
+from serving.v2 import InferOutput
 
 
 @dataclass(frozen=True)
@@ -25,7 +18,7 @@ class Formatter:
     """Turns one row of model output into the API's answer for that record."""
 
     spec: DatasetSpec
-    classes: list[str]  # the pipeline's classes_ order (columns of predict_proba)
+    classes: list[str]  # the spec's class order: the scorer orders its columns so
     risk: RiskThresholds
     model_name: str
     model_version: str
@@ -43,3 +36,16 @@ class Formatter:
             positive = probabilities[self.spec.target.positive_class or ""]
             answer |= {"probability": positive, "risk_level": self.risk.level(positive)}
         return answer
+
+    def v2_outputs(self, answers: list[dict[str, Any]]) -> list[InferOutput]:
+        """`predict` ([N]) and, for classifiers, `predict_proba` ([N, classes], row-major)."""
+        rows = len(answers)
+        if self.spec.task == "regression":
+            return [InferOutput(name="predict", shape=[rows], datatype="FP64",
+                                data=[a["prediction"] for a in answers])]
+        return [
+            InferOutput(name="predict", shape=[rows], datatype="BYTES",
+                        data=[a["prediction"] for a in answers]),
+            InferOutput(name="predict_proba", shape=[rows, len(self.classes)], datatype="FP64",
+                        data=[a["probabilities"][c] for a in answers for c in self.classes]),
+        ]
