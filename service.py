@@ -33,10 +33,11 @@ from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware, openapi_info
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
-from serving.openapi import OpenAPIPatchMiddleware
+from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware
 from serving.overload import LoadShedMiddleware
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import PipelineScorer
+from serving.upstream_fixes import NEVER_RECYCLE
 from serving.v2 import (
     InferRequest,
     InferResponse,
@@ -59,14 +60,6 @@ Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
 Prediction = prediction_model(SPEC)
 Predictions = batch_prediction_model(Prediction)
-
-# A BentoML 1.4.39 defect: the dependency client recycles its HTTP session every
-# `max_requests` requests (default 100) or `max_age` seconds, closing it while other
-# requests are still in flight on it (500s under load; BentoML issues #5540/#5544).
-# The session talks to a local socket, so recycling buys nothing: never recycle.
-# tests/service/test_upstream_defects.py tells when upstream no longer needs this.
-NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0 * 365 * 24 * 3600}
-
 
 def load_scorer(model: bentoml.Model) -> PipelineScorer:
     return PipelineScorer(SERVED, bentoml.sklearn.load_model(model))
@@ -100,9 +93,6 @@ class ModelRunner:
 
 
 http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, redoc_url=None)
-ERROR = {"content": {"application/json": {"schema": {
-    "type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}}}}
-NOT_FOUND = {404: {"description": "unknown model or nothing yet", **ERROR}}
 
 
 @bentoml.service(

@@ -40,6 +40,11 @@ VALIDATION_ERRORS = {
 ERROR_SCHEMA = {"type": "object", "required": ["error"],
                 "properties": {"error": {"type": "string"}}}
 
+# Documented answers of the FastAPI routes in service.py (their bodies are JSON errors).
+ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}, "detail": {}}}}}}
+NOT_FOUND = {404: {"description": "unknown model or nothing yet", **ERROR}}
+
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": {

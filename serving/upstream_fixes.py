@@ -50,6 +50,12 @@ async def _timeout_call(self: Any, scope: dict, receive: Any, send: Any) -> None
         timer.cancel()
 
 
+# The dependency client (`service` mode) recycles its HTTP session every `max_requests`
+# requests (default 100) or `max_age` seconds, closing it while other requests are still in
+# flight on it (500s under load; BentoML issues #5540/#5544). The session talks to a local
+# socket, so recycling buys nothing: the model service sets this `runner_connection`.
+NEVER_RECYCLE = {"max_requests": 2**31 - 1, "max_age": 10.0 * 365 * 24 * 3600}
+
 UPSTREAM_TIMEOUT_CALL = traffic.TimeoutMiddleware.__call__
 UPSTREAM_MIDDLEWARES = ServiceAppFactory.middlewares
 

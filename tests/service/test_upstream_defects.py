@@ -1,4 +1,4 @@
-"""Detectors for the two BentoML defects the service works around (see service.py).
+"""Detectors for the BentoML defects the service works around (serving/upstream_fixes.py).
 
 Each test passes while the defect is present upstream and fails, saying which workaround
 can go, once an upgrade fixes it. The workarounds themselves are proven under load by
@@ -63,7 +63,7 @@ def test_session_recycling_still_breaks_in_flight_requests() -> None:
     failures = asyncio.run(_concurrent_failures(max_requests=10))
     assert failures > 0, (
         "BentoML no longer fails in-flight requests when its dependency client recycles its "
-        "session: the NEVER_RECYCLE runner_connection setting in service.py can go"
+        "session: NEVER_RECYCLE (serving/upstream_fixes.py, used in service.py) can go"
     )
 
 
