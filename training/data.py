@@ -184,14 +184,14 @@ def validate_frame(spec: DatasetSpec, raw: pd.DataFrame, source: str) -> Dataset
         problems.extend(found)
 
     target_raw = raw[spec.target.name]
-    if spec.task == "regression":
+    if not spec.is_classifier:
         target = pd.to_numeric(target_raw, errors="coerce").astype("float64")
         bad = target.isna()
     else:
         target = target_raw.map(spec.target.label_of)
         bad = target.isna()
     if bad.any():
-        rule = "numbers" if spec.task == "regression" else (
+        rule = "numbers" if not spec.is_classifier else (
             f"values mapped to classes {spec.target.classes}" if spec.target.mapping
             else f"one of the classes {spec.target.classes}"
         )

@@ -64,7 +64,7 @@ def holdout_metrics(
     model: Any, X: pd.DataFrame, y: pd.Series, spec: DatasetSpec
 ) -> dict[str, float]:
     """Every metric of the task on the hold-out rows."""
-    if spec.task == "regression":
+    if not spec.is_classifier:
         pred = model.predict(X)
         return {
             "rmse": float(metrics.root_mean_squared_error(y, pred)),
@@ -138,7 +138,7 @@ def save_plots(
         fig, ax = plt.subplots(figsize=(5, 4))
         CalibrationDisplay.from_predictions(truth, score, n_bins=10, ax=ax, name="hold-out")
         save(fig, "calibration_curve.png")
-    if spec.task in ("binary", "multiclass"):
+    if spec.is_classifier:
         fig, ax = plt.subplots(figsize=(5, 4))
         metrics.ConfusionMatrixDisplay.from_predictions(
             y, model.predict(X), labels=spec.target.classes, ax=ax, colorbar=False

@@ -31,7 +31,7 @@ class Candidate:
 
 def build_preprocessor(spec: DatasetSpec) -> Pipeline:
     """Raw records -> model matrix: typed/engineered columns, imputation, scaling, one-hot."""
-    numeric = [f.name for f in spec.features if f.type in ("numeric", "integer")]
+    numeric = [f.name for f in spec.features if f.is_numeric]
     binary = [f.name for f in spec.features if f.type == "binary"]
     categorical = [f.name for f in spec.features if f.type == "categorical"]
     for eng in spec.engineered_features:

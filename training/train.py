@@ -74,7 +74,7 @@ class TrainingOutcome:
 def split_data(dataset: Dataset, config: TrainingConfig) -> Split:
     """One hold-out split and one set of CV folds, with fixed seeds, shared by all candidates."""
     spec, X, y = dataset.spec, dataset.features, dataset.target
-    classify = spec.task != "regression"
+    classify = spec.is_classifier
     if classify:
         counts = y.value_counts()
         if len(counts) < 2:

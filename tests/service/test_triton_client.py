@@ -73,8 +73,8 @@ def test_health_metadata_and_readiness(fixture: str, request: pytest.FixtureRequ
     meta = triton_client.get_model_metadata(server.model_name)
     assert meta["name"] == server.model_name
     assert [i["name"] for i in meta["inputs"]] == server.dataset.spec.feature_names
-    expected = ["predict"] if server.dataset.spec.task == "regression" else [
-        "predict", "predict_proba"]
+    expected = ["predict", "predict_proba"] if server.dataset.spec.is_classifier else [
+        "predict"]
     assert [o["name"] for o in meta["outputs"]] == expected
     with pytest.raises(InferenceServerException, match="unknown model"):
         triton_client.get_model_metadata("no-such-model")

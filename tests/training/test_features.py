@@ -16,7 +16,7 @@ import pytest
 
 from contract.features import SpecFeatures
 from contract.spec import DatasetSpec, available_datasets, load_dataset_spec
-from serving.predict import records_to_frame
+from serving.scorer import records_to_frame
 from tests.conftest import CLEVELAND, FIXTURES, small_config
 from training.data import Dataset, load_dataset
 from training.pipelines import build_candidates
@@ -47,7 +47,7 @@ def _typical(dataset: Dataset) -> dict[str, Any]:
 def _assert_scored(dataset: Dataset, pipelines: dict[str, Any], records: list[dict]) -> None:
     frame = records_to_frame(dataset.spec, records)
     for name, pipeline in pipelines.items():
-        if dataset.spec.task == "regression":
+        if not dataset.spec.is_classifier:
             out = pipeline.predict(frame)
         else:
             out = pipeline.predict_proba(frame)
@@ -109,7 +109,7 @@ def test_breast_cancer_pipelines_score_a_subnormal_mean_radius(breast_cancer) ->
 def test_every_numeric_feature_has_a_finite_float32_safe_range(name) -> None:
     spec = load_dataset_spec(name)
     for feature in spec.features:
-        if feature.type not in ("numeric", "integer"):
+        if not feature.is_numeric:
             continue
         assert feature.min is not None and feature.max is not None, feature.name
         assert -FLOAT32_MAX < feature.min <= feature.max < FLOAT32_MAX, feature.name
@@ -125,7 +125,7 @@ def _extreme_records(dataset: Dataset) -> list[dict[str, Any]]:
     """Records at the corners of the spec's ranges, the worst case of each engineered feature."""
     spec = dataset.spec
     by_name = {f.name: f for f in spec.features}
-    numeric = [f for f in spec.features if f.type in ("numeric", "integer")]
+    numeric = [f for f in spec.features if f.is_numeric]
     typical = _typical(dataset)
 
     def bound(name: str, which: str) -> float | int:
@@ -155,6 +155,6 @@ def test_every_candidate_scores_the_extremes_of_the_spec(name) -> None:
     for record in records:
         for feature in dataset.spec.features:
             value = record[feature.name]
-            if value is not None and feature.type in ("numeric", "integer"):
+            if value is not None and feature.is_numeric:
                 assert feature.min <= value <= feature.max
     _assert_scored(dataset, _fit_all(dataset), records)
