@@ -25,7 +25,7 @@ class Formatter:
 
     def answer(self, row: np.ndarray | float) -> dict[str, Any]:
         base = {"model_name": self.model_name, "model_version": self.model_version}
-        if self.spec.task == "regression":
+        if not self.spec.is_classifier:
             return base | {"prediction": float(row)}
         probabilities = {label: float(p) for label, p in zip(self.classes, row, strict=True)}
         answer = base | {
@@ -40,7 +40,7 @@ class Formatter:
     def v2_outputs(self, answers: list[dict[str, Any]]) -> list[InferOutput]:
         """`predict` ([N]) and, for classifiers, `predict_proba` ([N, classes], row-major)."""
         rows = len(answers)
-        if self.spec.task == "regression":
+        if not self.spec.is_classifier:
             return [InferOutput(name="predict", shape=[rows], datatype="FP64",
                                 data=[a["prediction"] for a in answers])]
         return [

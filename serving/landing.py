@@ -53,9 +53,8 @@ def _bound(value: float) -> str:
 
 def allowed_values(feature: Any) -> str:
     """A feature's range or allowed values, as text."""
-    if feature.type in ("categorical", "binary"):
-        values = feature.values if feature.values is not None else [0, 1]
-        return "one of " + ", ".join(str(v) for v in values)
+    if feature.is_categorical:
+        return "one of " + ", ".join(str(v) for v in feature.choices)
     low, high = feature.min, feature.max
     if low is not None and high is not None:
         return f"{_bound(low)} to {_bound(high)}"
@@ -226,8 +225,8 @@ def render(served: ServedModel, *, base: str = DEFAULT_BASE_URL, api_key: bool =
                           "records, answered in order.",
     }
     v2_note = ("KServe / MLServer / Triton V2 REST: one input tensor per feature; outputs "
-               "<code>predict</code>" + ("" if spec.task == "regression"
-                                         else " and <code>predict_proba</code>") + ".")
+               "<code>predict</code>" + (" and <code>predict_proba</code>"
+                                         if spec.is_classifier else "") + ".")
     call_html = "".join(
         f"<h3>{e(title)} <code class=\"route\">POST {e(path)}</code></h3>"
         f"<p>{notes.get(path, v2_note)}</p><pre>{e(curl(base, path, body, api_key))}</pre>"

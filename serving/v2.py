@@ -129,5 +129,4 @@ def _datatype(feature: Any) -> str:
         return "FP64"
     if feature.type == "integer":
         return "INT64"
-    values = feature.values or [0, 1]
-    return "BYTES" if any(isinstance(v, str) for v in values) else "INT64"
+    return "BYTES" if any(isinstance(v, str) for v in feature.choices) else "INT64"

@@ -37,7 +37,7 @@ TAGS = {"html", "head", "meta", "link", "title", "style", "body", "header", "mai
 def served(preset: str = "heart", raw: dict[str, Any] | None = None) -> ServedModel:
     """A preset's model as the service would hold it (or one of the spec `raw`)."""
     spec = DatasetSpec.model_validate(raw or load_dataset_spec(preset).model_dump())
-    example = {f.name: (f.values or [0, 1])[0] if f.type in ("categorical", "binary")
+    example = {f.name: f.choices[0] if f.is_categorical
                else (f.min if f.min is not None else 1.5) for f in spec.features}
     metrics = {"regression": {"rmse": 53.21, "mae": 42.0, "r2": 0.47}}.get(
         spec.task, {"accuracy": 0.8512, "roc_auc": 0.9})
