@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from contract.spec import DatasetSpec, load_dataset_spec
 from serving.landing import (
     CSP,
     DEFAULT_BASE_URL,
@@ -26,7 +27,6 @@ from serving.landing import (
 )
 from serving.model_store import ServedModel
 from serving.openapi import patch
-from training.spec import DatasetSpec, load_dataset_spec
 
 HOSTILE = "<script>alert(1)</script>\"'><img src=https://evil.example/x onerror=alert(2)>"
 TAGS = {"html", "head", "meta", "link", "title", "style", "body", "header", "main", "footer",

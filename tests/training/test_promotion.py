@@ -23,13 +23,13 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 from sklearn.base import clone
 
+from contract.spec import load_dataset_spec
 from tests.conftest import small_config
 from training import registry
 from training.config import TrainingConfig
 from training.data import Dataset, load_dataset
 from training.evaluate import holdout_metrics, selection_score
 from training.pipelines import build_candidates
-from training.spec import load_dataset_spec
 from training.train import (
     CandidateResult,
     Split,

@@ -14,12 +14,12 @@ from rich.console import Console
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
+from contract.spec import load_dataset_spec
 from tests.conftest import small_config
 from training.config import TrainingConfig
 from training.data import load_dataset
 from training.evaluate import LOWER_IS_BETTER
 from training.pipelines import build_candidates
-from training.spec import load_dataset_spec
 from training.train import run_training, split_data
 
 QUIET = Console(quiet=True)
