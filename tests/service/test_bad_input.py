@@ -11,6 +11,8 @@ import pytest
 from tests.servers import MAX_BATCH
 from tests.service.test_service import records
 
+pytestmark = pytest.mark.slow  # a real `bentoml serve` (tests/servers.py)
+
 JSON = "application/json"
 MAX_BODY_BYTES = 4_000_000  # configs/serving.yaml
 DEEP = 100_000

@@ -11,6 +11,8 @@ import pytest
 from tests.servers import Server, serve_dataset
 from tests.service.test_service import records
 
+pytestmark = pytest.mark.slow  # a real `bentoml serve` with an API key
+
 KEY = "test-key-0123456789"
 
 

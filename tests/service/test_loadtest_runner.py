@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.slow  # a real `bentoml serve` and Locust
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 import httpx
+import pytest
 
 from serving.capture import read_capture
 from tests.servers import serve_dataset
 from tests.service.test_service import records
+
+pytestmark = pytest.mark.slow  # a real `bentoml serve`, stopped with SIGTERM
 
 
 def test_every_scored_record_is_captured_after_shutdown(trained_store, tmp_path: Path) -> None:

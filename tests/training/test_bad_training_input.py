@@ -15,6 +15,9 @@ from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND
 from tests.training.test_cli import _run
 
+# Each case runs the training CLI in a subprocess (seconds each, eight cases).
+pytestmark = pytest.mark.slow
+
 HEART = load_dataset_spec("heart").source.columns
 HOUSING = [*load_dataset_spec("california_housing").feature_names, "median_house_value"]
 

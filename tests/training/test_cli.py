@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -13,6 +14,9 @@ from contract.spec import load_dataset_spec
 from tests.conftest import CLEVELAND, small_config
 
 ROOT = Path(__file__).resolve().parents[2]
+# Each test runs the CLI in a subprocess (importing MLflow and scikit-learn takes seconds)
+# and one trains.
+pytestmark = pytest.mark.slow
 
 
 def _run(stores: Path, *args: str, env: dict[str, str] | None = None,

@@ -23,6 +23,8 @@ from training.faults import POINTS
 
 MODEL = "heart-disease-classifier"
 
+pytestmark = pytest.mark.slow  # trains in subprocesses, killed and rerun
+
 
 def train(stores: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
     config = stores / "training.yaml"

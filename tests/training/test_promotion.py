@@ -44,6 +44,8 @@ from training.train import (
 DATASETS = ["breast_cancer", "diabetes"]
 CHAMPION_SCORE = re.compile(r"champion version (\d+)'s (-?\d+\.\d+)")
 
+pytestmark = pytest.mark.slow  # registers real champions; the last test trains three times
+
 
 @dataclass
 class Fitted:

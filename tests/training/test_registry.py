@@ -14,6 +14,8 @@ from training.train import run_training
 QUIET = Console(quiet=True)
 NAME = "iris-classifier"
 
+pytestmark = pytest.mark.slow  # full training runs (small_config) per test
+
 
 def _train(**kwargs):
     dataset = load_dataset(load_dataset_spec("iris"))

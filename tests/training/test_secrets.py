@@ -35,6 +35,7 @@ def test_a_data_url_with_credentials_is_not_echoed() -> None:
     assert MARKER not in str(info.value) and "***@127.0.0.1:9" in str(info.value)
 
 
+@pytest.mark.slow  # a full training run
 def test_secrets_in_the_environment_stay_out_of_mlflow(stores: Path, monkeypatch) -> None:
     for name in ("API_KEY", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD", "HF_TOKEN"):
         monkeypatch.setenv(name, f"{MARKER}-{name}")

@@ -24,6 +24,8 @@ from training.train import run_training, split_data
 
 QUIET = Console(quiet=True)
 
+pytestmark = pytest.mark.slow  # full training runs per data set
+
 CANDIDATES = {
     "regression": [
         {"name": "mean", "estimator": "sklearn.dummy.DummyRegressor",

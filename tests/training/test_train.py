@@ -20,6 +20,7 @@ def _train(name: str, **kwargs):
     return dataset, run_training(dataset, small_config(), console=QUIET, **kwargs)
 
 
+@pytest.mark.slow  # full training runs
 def test_binary_training_tracks_and_registers_in_both_stores(stores) -> None:
     dataset, outcome = _train("breast_cancer")
     client = MlflowClient()
@@ -76,6 +77,7 @@ def test_binary_training_tracks_and_registers_in_both_stores(stores) -> None:
     ("iris", {"accuracy", "f1_macro", "roc_auc_ovr"}),
     ("diabetes", {"rmse", "mae", "r2"}),
 ])
+@pytest.mark.slow  # full training runs
 def test_multiclass_and_regression_train_and_register(stores, name, metrics) -> None:
     _, outcome = _train(name)
     assert set(outcome.best.holdout) == metrics
@@ -84,6 +86,7 @@ def test_multiclass_and_regression_train_and_register(stores, name, metrics) -> 
     assert model.info.metadata["task"] == load_dataset_spec(name).task
 
 
+@pytest.mark.slow  # full training runs
 def test_same_data_again_does_not_replace_the_champion(stores) -> None:
     _, first = _train("iris")
     _, second = _train("iris")
