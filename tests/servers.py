@@ -45,6 +45,14 @@ def serving_config(tmp: Path, model_name: str) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses a server fixture (all need `trained_store`) is slow, marked or not."""
+    for item in items:
+        if "trained_store" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """heart, iris and diabetes champions in one temporary MLflow + BentoML store."""
