@@ -30,10 +30,10 @@ from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
 from serving.gc_pauses import freeze_loaded_objects
 from serving.guard import RequestGuardMiddleware
-from serving.landing import LandingPageMiddleware, openapi_info
+from serving.landing import LandingPageMiddleware
 from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
-from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware
+from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_info
 from serving.overload import LoadShedMiddleware
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import PipelineScorer

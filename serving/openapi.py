@@ -7,7 +7,7 @@ BentoML 1.4 generates it with gaps that clients and fuzzers trip on:
 - the answers of our own guard (401, 413, 415) and of a restarting model service (503)
   are not declared at all;
 - its `info` is BentoML's boilerplate (service docstring, version "None", "Contact BentoML
-  Team"): it is replaced by the served model's (serving/landing.py `openapi_info`).
+  Team"): it is replaced by the served model's (`openapi_info`).
 The document is patched as it is served, so it cannot drift from the code.
 """
 
@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serving.guard import V2_PREFIX, RequestGuardMiddleware
+from serving.landing import TASKS
+
+if TYPE_CHECKING:
+    from serving.model_store import ServedModel
 
 DOCS_PATH = "/docs.json"
 SCORING_SUFFIXES = ("/predict", "/predict_batch", "/infer")
@@ -70,6 +74,21 @@ def _nullable_defaults(node: Any) -> None:
                 prop["enum"] = [*prop["enum"], None]
     for value in node.values():
         _nullable_defaults(value)
+
+
+def openapi_info(served: ServedModel) -> dict[str, Any]:
+    """The OpenAPI document's `info`: this model, not BentoML's boilerplate."""
+    spec = served.spec
+    classes = f" into {', '.join(served.classes)}" if served.classes else ""
+    return {
+        "title": served.name,
+        "version": served.version or "unknown",
+        "description": (
+            f"{TASKS.get(spec.task, spec.task).capitalize()}{classes}, trained on the data set "
+            f"'{spec.name}': {spec.description.strip()} Target: {spec.target.description}. "
+            "The page at / describes the model, its hold-out metrics and its features."
+        ),
+    }
 
 
 def patch(doc: dict[str, Any], *, api_key: bool, max_body_bytes: int,

@@ -14,19 +14,10 @@ from typing import Any
 import pytest
 
 from contract.spec import DatasetSpec, load_dataset_spec
-from serving.landing import (
-    CSP,
-    DEFAULT_BASE_URL,
-    LandingPageMiddleware,
-    base_url,
-    curl,
-    openapi_info,
-    render,
-    request_bodies,
-    v2_request,
-)
+from serving.landing import CSP, DEFAULT_BASE_URL, LandingPageMiddleware, base_url, render
+from serving.landing_examples import curl, request_bodies, v2_request
 from serving.model_store import ServedModel
-from serving.openapi import patch
+from serving.openapi import openapi_info, patch
 
 HOSTILE = "<script>alert(1)</script>\"'><img src=https://evil.example/x onerror=alert(2)>"
 TAGS = {"html", "head", "meta", "link", "title", "style", "body", "header", "main", "footer",
