@@ -14,12 +14,9 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from loadtests.loadgen import LoadResult, closed_loop, open_loop
+from loadtests.benchmark_report import Row, render
+from loadtests.loadgen import closed_loop, open_loop
 from loadtests.server import BIN, ROOT, bentoml_command, serve_command
 
 DEFAULT_CONFIG = ROOT / "configs" / "benchmark.yaml"
@@ -48,33 +46,6 @@ class BenchmarkConfig(BaseModel):
     batch_users: int = Field(default=4, ge=1)
     open_loop_fraction: float = Field(default=0.5, gt=0, le=1)
     open_loop_seconds: float = Field(default=20, gt=0, le=300)
-
-
-@dataclass
-class Row:
-    name: str
-    result: LoadResult | None = None
-    server_cpu: float | None = None
-    loadgen_cpu: float | None = None
-    batch_size: float | None = None
-    rows_per_s: float | None = None
-    note: str = ""
-
-    def cells(self) -> list[str]:
-        s = self.result.summary() if self.result else {}
-        rps = s.get("requests_per_s")
-        rows = self.rows_per_s if self.rows_per_s is not None else s.get("rows_per_s")
-        return [
-            self.name,
-            f"{rps:,.0f}" if rps is not None else "-",
-            f"{rows:,.0f}" if rows is not None else "-",
-            " / ".join(f"{s[k]:,.0f}" for k in ("p50_ms", "p95_ms", "p99_ms")) if s else "-",
-            str(s.get("failures", "-")),
-            f"{self.server_cpu:.2f}" if self.server_cpu is not None else "-",
-            f"{self.loadgen_cpu:.2f}" if self.loadgen_cpu is not None else "-",
-            f"{self.batch_size:.1f}" if self.batch_size is not None else "-",
-            self.note,
-        ]
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -264,68 +235,6 @@ def main(argv: list[str] | None = None) -> int:
     CONSOLE.print(report)
     CONSOLE.print(f"wrote {args.out} and {results} in {elapsed / 60:.1f} min")
     return 0
-
-
-def find(rows: list[Row], prefix: str) -> Row | None:
-    return next((r for r in rows if r.name.startswith(prefix)), None)
-
-
-def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
-    def rps(prefix: str) -> float:
-        row = find(rows, prefix)
-        return row.result.throughput if row and row.result else 0.0
-
-    batched = rps("service, in-process batching")
-    one, every = rps("FastAPI + uvicorn per request, 1 worker"), \
-        rps(f"FastAPI + uvicorn per request, {cores} worker")
-    noop = rps("no-op endpoint")
-    opened = find(rows, "service, open loop")
-    batch_1000 = find(rows, "batch endpoint, 1000 rows")
-    inproc_512 = find(rows, "in process, batch 512")
-    checks = [
-        ("batching >= 10x the 1-worker baseline", f"{batched / one:.1f}x" if one else "-",
-         bool(one) and batched >= 10 * one),
-        (f"batching >= 3x the {cores}-worker baseline", f"{batched / every:.1f}x" if every else "-",
-         bool(every) and batched >= 3 * every),
-        ("batching >= 80% of the no-op endpoint", f"{batched / noop:.0%}" if noop else "-",
-         bool(noop) and batched >= 0.8 * noop),
-    ]
-    if opened and opened.result:
-        s = opened.result.summary()
-        checks.append(("open loop at half the max: p99 <= 50 ms, zero failures",
-                       f"p99 {s['p99_ms']:.0f} ms, {s['failures']} failures",
-                       s["p99_ms"] <= 50 and s["failures"] == 0))
-    if batch_1000 and batch_1000.result and inproc_512 and inproc_512.rows_per_s:
-        ratio = batch_1000.result.throughput * 1000 / inproc_512.rows_per_s
-        checks.append(("batch endpoint, 1,000 rows >= 50% of in-process rows/s at 512",
-                       f"{ratio:.0%}", ratio >= 0.5))
-    return checks
-
-
-def render(config: BenchmarkConfig, rows: list[Row], tag: str, elapsed: float,
-           cores: int) -> str:
-    header = ["design", "req/s", "rows/s", "p50 / p95 / p99 ms", "failures", "server CPU (cores)",
-              "load generator CPU (cores)", "rows per model call", "note"]
-    lines = [
-        "# Serving benchmark", "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-        "`python -m loadtests.benchmark` in one run on one machine "
-        f"({cores} cores, {platform.python_version()}, BentoML {version('bentoml')}, "
-        f"scikit-learn {version('scikit-learn')}), load generator on the same machine "
-        "(aiohttp, one process). "
-        f"Model: `{tag}` ({config.dataset}, {config.candidate}). Closed loop: "
-        f"{config.users} clients, no wait, {config.seconds:.0f} s after a "
-        f"{config.warmup_seconds:.0f} s warm-up; batch endpoint: {config.batch_users} clients. "
-        f"Total run time {elapsed / 60:.1f} min.", "",
-        "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-        *("| " + " | ".join(r.cells()) + " |" for r in rows), "",
-        "## Targets", "", "| target | measured | met |", "|---|---|---|",
-        *(f"| {name} | {value} | {'yes' if ok else 'no'} |"
-          for name, value, ok in targets(rows, cores)), "",
-        "What bounds the targets that are not met, and what would lift them: README.md, "
-        "*Load testing and benchmark*.", "",
-    ]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
