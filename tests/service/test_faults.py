@@ -195,6 +195,8 @@ def test_killed_model_service_answers_503_and_recovers(fresh_server) -> None:
     # The API workers live on: requests in flight in the dead model service get a 503
     # with Retry-After; requests sent during its restart wait for it (bounded).
     assert set(statuses) <= {200, 503}, statuses
+    # Some requests were in the dead model service, or the checks below prove nothing.
+    assert statuses.get(503, 0) > 0, f"no request failed over to a 503: {statuses}"
     assert all(o.retry_after == "1" for o in load.outcomes if o.status == 503)
     assert max(o.seconds for o in load.outcomes) < TIMEOUT_S
     assert load.outcomes[-1].status == 200
