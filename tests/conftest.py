@@ -17,8 +17,15 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import pytest  # noqa: E402
+import sklearn.ensemble  # noqa: E402, F401  (loads scikit-learn's OpenMP runtime)
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from training.config import TrainingConfig, load_training_config  # noqa: E402
+
+# In-process fits in the tests are small: one OpenMP thread each. With one per core, gradient
+# boosting's threads spin at every barrier, and beside any other busy process on 2 cores a
+# fit that takes 0.3 s took 55 s. (Servers and CLI runs the tests start are not affected.)
+threadpool_limits(1, user_api="openmp")
 
 # Server fixtures (heart_server, ...) shared by tests/service and tests/monitoring.
 pytest_plugins = ["tests.servers"]
