@@ -1,0 +1,1 @@
+"""The prediction store: predictions, feedback and drift runs in SQLite or PostgreSQL."""
