@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m training",
         description="Train every candidate pipeline for a data set, track the runs in MLflow, "
         "and register the best one in MLflow (alias 'champion') and the BentoML store.",
+        epilog="Change which version serves: python -m training promote --help, "
+        "python -m training rollback --help.",
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help=f"preset name ({', '.join(available_datasets())}) or a spec file "
@@ -30,10 +32,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="training config YAML")
     parser.add_argument("--force-promote", action="store_true",
                         help="make the new model champion even if it does not beat the current one")
+    parser.add_argument("--alias", choices=["champion", "challenger"], default="champion",
+                        help="'challenger': register the best candidate as the challenger "
+                        "(shadow, canary) without the gate and without moving 'champion'")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("promote", "rollback"):
+        from training.lifecycle_cli import main as lifecycle_main
+
+        return lifecycle_main(argv)
     args = parse_args(argv)
     console = Console()
     if not console.is_terminal:
@@ -49,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_training_config(args.config)
         with console.status(f"loading and validating {spec.name}"):
             dataset = load_dataset(spec, args.data)
-        outcome = run_training(dataset, config, force_promote=args.force_promote, console=console)
+        outcome = run_training(dataset, config, force_promote=args.force_promote, console=console,
+                               alias=args.alias)
     except (SpecError, ConfigError, DataValidationError, TrainingDataError,
             FileNotFoundError) as exc:
         console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False)

@@ -41,6 +41,8 @@ def estimator_class(path: str) -> type:
 
 class PromotionConfig(StrictModel):
     min_improvement: float = Field(default=0.0, ge=0.0)
+    # A version that loses the gate gets the MLflow alias `challenger` (shadow, canary).
+    challenger_on_reject: bool = True
 
 
 class DatasetOverrides(StrictModel):

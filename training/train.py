@@ -16,7 +16,7 @@ from importlib.metadata import version as package_version
 import mlflow
 from rich.console import Console
 
-from training import registry
+from training import lifecycle, registry
 from training.candidate import CandidateResult, comparison_table, train_candidate
 from training.candidate import _pip_requirements as _pip_requirements
 from training.candidate import _untrusted_types as _untrusted_types
@@ -40,6 +40,7 @@ class TrainingOutcome:
     parent_run_id: str
     registration: registry.Registration
     recovered: str | None
+    challenger: str | None = None  # the version given the alias `challenger`, if any
 
 
 def run_training(
@@ -48,6 +49,7 @@ def run_training(
     *,
     force_promote: bool = False,
     console: Console | None = None,
+    alias: str = registry.CHAMPION,
 ) -> TrainingOutcome:
     console = console or Console()
     spec = dataset.spec
@@ -99,6 +101,8 @@ def run_training(
         mlflow.log_metrics({f"best_holdout_{m}": v for m, v in best.holdout.items()})
 
         promote, reason = promotion_decision(client, dataset, split, best, config, force_promote)
+        if alias == lifecycle.CHALLENGER:  # a candidate by request: never champion here
+            promote, reason = False, f"--alias challenger (the gate said: {reason})"
         tags = {"dataset": spec.name, "candidate": best.name, "data_digest": dataset.digest,
                 "parent_run_id": parent.info.run_id, "git_commit": registry.git_commit()}
         tags |= {f"holdout_{m}": f"{v:.6f}" for m, v in best.holdout.items()}
@@ -116,4 +120,13 @@ def run_training(
         console.print(f"[bold yellow]not promoted[/]: {spec.model_name} version "
                       f"{registration.version} ({best.name}) registered without the alias: "
                       f"{reason}")
-    return TrainingOutcome(results, best, parent.info.run_id, registration, recovered)
+    challenger = None
+    if registration.promoted:  # who/when/why and the rollback history (training/lifecycle.py)
+        lifecycle.record_training_promotion(client, spec.model_name, registration.version, reason)
+    elif alias == lifecycle.CHALLENGER or config.promotion.challenger_on_reject:
+        challenger = registration.version
+        twin = lifecycle.set_challenger(client, spec.model_name, challenger)
+        console.print(f"[bold]challenger[/]: {spec.model_name} version {challenger}"
+                      + (f" (BentoML {twin}; NAME:latest stays the champion)" if twin else ""))
+    return TrainingOutcome(results, best, parent.info.run_id, registration, recovered,
+                           challenger)
