@@ -1,0 +1,252 @@
+"""Batched writes of predictions, off the request path.
+
+`submit()` only appends to an in-memory buffer (O(1), never blocks on the database, never
+raises). A background thread takes up to `batch_size` records at a time (or whatever is
+there after `flush_interval_s`) and inserts them in one transaction. While the database
+is down or slow the thread keeps its batch and retries with exponential backoff; records
+keep arriving into the buffer, which holds at most `buffer_size` records in all (the
+batch in hand included); past that, new records are dropped and counted. `close()` writes
+out everything accepted, giving up after a timeout only if the database stays down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from store.models import predictions
+
+logger = logging.getLogger("tabular.store")
+LOG_EVERY_S = 10.0
+# Kept in columns of their own; not repeated in each row's answer JSON.
+ANSWER_DROPPED_KEYS = ("model_name", "model_version")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    request_id: str
+    timestamp: datetime  # UTC-aware
+    model_name: str
+    model_version: str
+    endpoint: str  # e.g. "predict", "predict_batch", "v2"
+    features: Mapping[str, Any]
+    answer: Mapping[str, Any]  # {"prediction": ..., "probabilities": {...}, ...}
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    submitted: int  # submit() calls
+    written: int  # rows the database acknowledged
+    dropped: int  # refused at submit(): buffer full, or writer closed
+    rejected: int  # the database refused the row itself (e.g. not JSON-serialisable)
+    lost: int  # accepted but still unwritten when close() gave up
+    pending: int  # accepted, not yet written (the buffer and the batch in hand)
+    failed_attempts: int  # batch writes that failed and were retried
+
+
+class RateLimitedLog:
+    """A warning at most every `every_s` seconds, with how many were suppressed between."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S) -> None:
+        self.every_s = every_s
+        self._last = -float("inf")
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: Any, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._suppressed += 1
+            return
+        suffix = f" ({self._suppressed} similar in the last {self.every_s:.0f} s)" \
+            if self._suppressed else ""
+        self._last, self._suppressed = now, 0
+        logger.warning(message + suffix, *args, exc_info=exc_info)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the connection or server (retry the batch), not of the rows."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class StoreWriter:
+    def __init__(
+        self, engine: Engine, *, buffer_size: int = 10_000, batch_size: int = 500,
+        flush_interval_s: float = 1.0, exclude_features: Iterable[str] = (),
+        on_dropped: Callable[[int], None] | None = None,
+        on_written: Callable[[int], None] | None = None,
+        retry_initial_s: float = 0.2, retry_max_s: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.buffer_size = buffer_size
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.exclude = frozenset(exclude_features)
+        self.on_dropped = on_dropped
+        self.on_written = on_written
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self._buffer: deque[PredictionRecord] = deque()
+        self._in_hand = 0
+        self._lock = threading.Lock()  # counters and the buffer bound; held for O(1) only
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._abort = threading.Event()
+        self._submitted = self._written = self._dropped = self._rejected = self._lost = 0
+        self._failed_attempts = 0
+        self._overflow_log = RateLimitedLog()
+        self._error_log = RateLimitedLog()
+        self._insert = (postgresql.insert if engine.dialect.name == "postgresql"
+                        else sqlite.insert)(predictions).on_conflict_do_nothing(
+            index_elements=["request_id"])
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # -- the caller's side -------------------------------------------------------------
+
+    def submit(self, record: PredictionRecord) -> bool:
+        """Queue one record; False if it was dropped (buffer full or writer closed)."""
+        with self._lock:
+            self._submitted += 1
+            full = len(self._buffer) + self._in_hand >= self.buffer_size
+            if full or self._closing.is_set():
+                self._dropped += 1
+                dropped = self._dropped
+            else:
+                self._buffer.append(record)
+                dropped = 0
+        if dropped:
+            if self.on_dropped is not None:
+                self.on_dropped(1)
+            self._overflow_log.warning(
+                "prediction store: buffer full (%d records waiting for the database); "
+                "%d dropped so far", self.buffer_size, dropped)
+            return False
+        if len(self._buffer) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+        return True
+
+    def submit_many(self, records: Iterable[PredictionRecord]) -> int:
+        return sum(self.submit(record) for record in records)
+
+    @property
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(self._submitted, self._written, self._dropped, self._rejected,
+                               self._lost, len(self._buffer) + self._in_hand,
+                               self._failed_attempts)
+
+    def close(self, timeout: float = 30.0) -> WriterStats:
+        """Write out every accepted record; after `timeout` s of a database that stays down,
+        give up and count the rest as lost. Idempotent."""
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abort.set()  # stop retrying; a write already running cannot be interrupted
+            self._thread.join(min(timeout, 5.0))
+        stats = self.stats
+        if stats.lost or stats.pending:
+            logger.error("prediction store: %d accepted records not written at close",
+                         stats.lost + stats.pending)
+        return stats
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _take(self) -> list[PredictionRecord]:
+        with self._lock:
+            batch = [self._buffer.popleft()
+                     for _ in range(min(self.batch_size, len(self._buffer)))]
+            self._in_hand = len(batch)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            if len(self._buffer) < self.batch_size and not self._closing.is_set():
+                self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            batch = self._take()
+            if not batch:
+                if self._closing.is_set():
+                    return
+                continue
+            self._write_with_retry(batch)
+            if self._abort.is_set():
+                with self._lock:
+                    self._lost += self._in_hand + len(self._buffer)
+                    self._buffer.clear()
+                    self._in_hand = 0
+                return
+
+    def _write_with_retry(self, batch: list[PredictionRecord]) -> None:
+        delay = self.retry_initial_s
+        rows, malformed = [], 0
+        for record in batch:
+            try:
+                rows.append(self._row(record))
+            except Exception:  # e.g. features that are not a mapping: this row only
+                malformed += 1
+                self._error_log.warning("prediction store: malformed record %r", record,
+                                        exc_info=True)
+        if malformed:
+            self._done(0, rejected=malformed)
+        while rows and not self._abort.is_set():
+            try:
+                self._insert_rows(rows)
+                self._done(len(rows), rejected=0)
+                return
+            except Exception as exc:  # the writer thread must survive anything
+                if not _transient(exc):
+                    self._write_one_by_one(rows)
+                    return
+                with self._lock:
+                    self._failed_attempts += 1
+                self._error_log.warning(
+                    "prediction store unavailable (%s); %d records waiting, retrying",
+                    type(exc).__name__, self.stats.pending)
+            self._abort.wait(delay)
+            delay = min(delay * 2, self.retry_max_s)
+
+    def _write_one_by_one(self, rows: list[dict[str, Any]]) -> None:
+        """A batch the database refused for its content: keep the good rows, count the bad."""
+        rejected = 0
+        for row in rows:
+            try:
+                self._insert_rows([row])
+            except (SQLAlchemyError, TypeError, ValueError) as exc:
+                rejected += 1
+                self._error_log.warning("prediction store refused record %s: %s",
+                                        row.get("request_id"), exc)
+        self._done(len(rows) - rejected, rejected=rejected)
+
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(self._insert, rows)
+
+    def _done(self, written: int, *, rejected: int) -> None:
+        with self._lock:
+            self._written += written
+            self._rejected += rejected
+            self._in_hand = max(0, self._in_hand - written - rejected)
+        if written and self.on_written is not None:
+            self.on_written(written)
+
+    def _row(self, record: PredictionRecord) -> dict[str, Any]:
+        return {
+            "request_id": record.request_id, "timestamp": record.timestamp,
+            "model_name": record.model_name, "model_version": record.model_version,
+            "endpoint": record.endpoint,
+            "features": {k: v for k, v in record.features.items() if k not in self.exclude},
+            "answer": {k: v for k, v in record.answer.items() if k not in ANSWER_DROPPED_KEYS},
+        }
