@@ -1,0 +1,70 @@
+"""The model a scoring run uses: found in the BentoML store as the service finds it.
+
+`load_scorer` is the one place that loads a model and `Scorer.score` the one place that
+calls it (frame -> probabilities or values); both engines go through them, so switching
+to another inference path (a compiled model) is a change here only. A Scorer must pickle:
+the spark engine ships it to the executors as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+
+from contract.spec import DatasetSpec
+from serving.model_store import ModelNotFoundError, find_served_model
+
+
+@dataclass
+class Scorer:
+    name: str
+    version: str  # the BentoML version, as the service answers it (e.g. v3-1a2b3c4d)
+    tag: str
+    spec: DatasetSpec
+    classes: list[str]  # classifiers: the spec's class order, the order of score's columns
+    pipeline: Any
+
+    def __post_init__(self) -> None:
+        if self.spec.is_classifier:
+            # Columns in the spec's class order, whatever order the estimator learned (as
+            # serving/scorer.py orders them).
+            learned = list(self.pipeline.classes_)
+            self._columns = [learned.index(c) for c in self.classes]
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw features (spec columns) -> class probabilities [rows, classes] or values."""
+        if self.spec.is_classifier:
+            return self.pipeline.predict_proba(frame)[:, self._columns]
+        return np.asarray(self.pipeline.predict(frame), dtype=float)
+
+
+def resolve_tag(name: str, version: str | None = None) -> str:
+    """NAME:latest (the newest champion), NAME at MLflow version N (BentoML's vN-<run>), or
+    an exact BentoML version."""
+    if version is None:
+        return f"{name}:latest"
+    if not re.fullmatch(r"\d+", version):
+        return f"{name}:{version}"
+    try:
+        versions = [str(m.tag.version) for m in bentoml.models.list(name)]
+    except bentoml.exceptions.NotFound:
+        versions = []
+    matching = [v for v in versions if v.startswith(f"v{version}-")]
+    if not matching:
+        known = ", ".join(sorted(versions)) or "none"
+        raise ModelNotFoundError(f"model '{name}' has no version {version} in the BentoML "
+                                 f"store (versions there: {known})")
+    return f"{name}:{sorted(matching)[-1]}"
+
+
+def load_scorer(name: str, version: str | None = None) -> Scorer:
+    """The registered pipeline of NAME (at its newest champion unless `version` says)."""
+    served = find_served_model(resolve_tag(name, version))
+    pipeline = bentoml.sklearn.load_model(served.tag)
+    return Scorer(name=served.name, version=served.version, tag=served.tag, spec=served.spec,
+                  classes=served.classes, pipeline=pipeline)
