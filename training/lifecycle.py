@@ -137,8 +137,9 @@ def rollback_target(history: list[str], to_version: str | None) -> tuple[str, li
 
 
 def history(client: Any, model_name: str) -> list[str]:
-    """The champion history, seeded for a registry older than the tag from the versions
-    training promoted, and with the current champion on top if it was moved elsewhere."""
+    """The champion history. A registry older than the tag is seeded, in version order,
+    from the versions that were made champion; the current champion goes on top if the
+    alias was moved by something else (the MLflow UI)."""
     try:
         model = client.get_registered_model(model_name)
     except MlflowException as exc:
@@ -147,8 +148,8 @@ def history(client: Any, model_name: str) -> list[str]:
     raw = model.tags.get(HISTORY_TAG)
     if raw is None:
         versions = client.search_model_versions(f"name = '{model_name}'")
-        found = [str(v.version) for v in versions
-                 if str(v.tags.get("promotion", "")).startswith("promoted")]
+        found = [str(v.version) for v in versions if "champion.action" in v.tags
+                 or str(v.tags.get("promotion", "")).startswith("promoted")]
         raw = ",".join(sorted(found, key=int))
     stack = [v for v in raw.split(",") if v]
     champion = registry.champion_version(client, model_name)
