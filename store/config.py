@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from contract.base import StrictModel
 
@@ -21,6 +21,9 @@ SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg", "postgresql")
 
 
 class StoreConfig(StrictModel):
+    # A refused URL must not be echoed into the error (and the log): it may hold a password.
+    model_config = StrictModel.model_config | ConfigDict(hide_input_in_errors=True)
+
     url: str
     # Records waiting for the database; past this, new ones are dropped and counted.
     buffer_size: int = Field(ge=1)
