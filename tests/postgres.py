@@ -40,7 +40,10 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # durable=False turns fsync off: tests need no crash safety and run much faster;
+        # a benchmark wants the real cost of a commit.
+        self.durable = durable
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="tabular-pg-"))
         self.data = self.root / "data"
@@ -70,10 +73,10 @@ class PostgresServer:
             raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stderr}\n{log}")
 
     def start(self) -> None:
-        # Socket in our own directory (not /var/run/postgresql), TCP on loopback only;
-        # fsync off: a test database need not survive a power cut, and it is much faster.
-        options = (f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        # Socket in our own directory (not /var/run/postgresql), TCP on loopback only.
+        options = f"-k {self.root} -c listen_addresses=127.0.0.1 -p {self.port}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options,
                   "-w", "-t", "60", "start")
 
