@@ -33,13 +33,23 @@ class Server:
     process: subprocess.Popen  # the `bentoml serve` arbiter; its workers are its children
 
 
-def serving_config(tmp: Path, model_name: str) -> Path:
+def merged(base: dict, changes: dict) -> dict:
+    """`base` with `changes` applied, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = (merged(base[key], value) if isinstance(value, dict)
+                    and isinstance(base.get(key), dict) else value)
+    return out
+
+
+def serving_config(tmp: Path, model_name: str, changes: dict | None = None) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "serving.yaml").read_text())
     config |= {"model_name": model_name, "max_batch_records": MAX_BATCH}
     # Drift is checked on demand (POST /drift/check) in tests; sex is kept out of the capture.
     config["monitoring"]["directory"] = str(tmp / "capture")
     config["monitoring"]["drift"] |= {"interval_s": 3600, "min_rows": 20}
     config["monitoring"]["capture"]["exclude_features"] = ["sex"]
+    config = merged(config, changes or {})
     path = tmp / "serving.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -69,7 +79,9 @@ def _server(trained_store: Path, tmp: Path, dataset: str, mode: str = "") -> Ite
 
 
 def serve_dataset(tmp: Path, dataset: str, mode: str = "",
-                  extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+                  extra_env: dict[str, str] | None = None,
+                  config: dict | None = None) -> Iterator[Server]:
+    """Serve `dataset`'s champion with the test serving config, `config` merged into it."""
     spec = load_dataset_spec(dataset)
     # Every `bentoml serve` wipes $BENTOML_HOME/prometheus_multiproc_dir at start, so two
     # servers sharing a home break each other's metrics: each gets a home of its own.
@@ -78,7 +90,7 @@ def serve_dataset(tmp: Path, dataset: str, mode: str = "",
                     home / "models" / spec.model_name)
     env = {
         "BENTOML_HOME": str(home),
-        "SERVING_CONFIG": str(serving_config(tmp, spec.model_name)),
+        "SERVING_CONFIG": str(serving_config(tmp, spec.model_name, config)),
         "BENTOML_DO_NOT_TRACK": "true",
         "BATCHING_MODE": mode,  # empty: the configured default
     } | (extra_env or {})
