@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from inference.predictor import load_predictor
 from serving import redaction, upstream_fixes
 from serving.answers import Formatter
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
@@ -36,7 +37,7 @@ from serving.model_store import find_served_model
 from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_info
 from serving.overload import LoadShedMiddleware
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
-from serving.scorer import PipelineScorer
+from serving.scorer import ModelScorer
 from serving.upstream_fixes import NEVER_RECYCLE
 from serving.v2 import (
     InferRequest,
@@ -56,13 +57,17 @@ logger = logging.getLogger("tabular.service")
 redaction.install()  # rejected feature values stay out of the log
 upstream_fixes.install()  # BentoML's request timers are released when the answer starts
 
+# What scores: "treelite" or "onnx" (the compiled form), or "sklearn" (the pipeline).
+ENGINE = SERVED.compiled_engine if SETTINGS.engine == "compiled" else "sklearn"
 Record = record_model(SPEC, SERVED.example)
 Batch = batch_model(SPEC, Record, SETTINGS.max_batch_records)
 Prediction = prediction_model(SPEC)
 Predictions = batch_prediction_model(Prediction)
 
-def load_scorer(model: bentoml.Model) -> PipelineScorer:
-    return PipelineScorer(SERVED, bentoml.sklearn.load_model(model))
+def load_scorer(model: bentoml.Model) -> ModelScorer:
+    scorer = ModelScorer(SERVED, load_predictor(model, SPEC, SETTINGS.engine == "compiled"))
+    logger.info("scoring with %s (engine setting: %s)", scorer.engine, SETTINGS.engine)
+    return scorer
 
 
 @bentoml.service(
@@ -188,7 +193,7 @@ class TabularService:
     @http.get("/model_info")
     def model_info(self) -> dict[str, Any]:
         """Model name and version, MLflow links, metrics, task, classes and feature schema."""
-        return SERVED.info()
+        return SERVED.info() | {"engine": ENGINE}
 
     @http.get("/drift", responses=NOT_FOUND)
     def drift_summary(self) -> JSONResponse:

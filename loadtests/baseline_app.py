@@ -9,10 +9,10 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 
+from inference.predictor import records_to_frame
 from serving.config import load_serving_config
 from serving.model_store import find_served_model
 from serving.schema import record_model
-from serving.scorer import records_to_frame
 
 SERVED = find_served_model(load_serving_config().served_tag)
 PIPELINE = bentoml.sklearn.load_model(SERVED.tag)

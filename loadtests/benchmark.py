@@ -126,8 +126,8 @@ def train_champion(config: BenchmarkConfig, home: Path) -> str:
 def inprocess(tag: str, batch_sizes: list[int], records: list[dict]) -> list[Row]:
     import bentoml
 
+    from inference.predictor import records_to_frame
     from serving.model_store import find_served_model
-    from serving.scorer import records_to_frame
 
     served = find_served_model(tag)
     pipeline = bentoml.sklearn.load_model(tag)

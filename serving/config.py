@@ -31,6 +31,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MODEL_NAME": ("model_name",),
     "MODEL_TAG": ("model_tag",),
     "BATCHING_MODE": ("batching", "mode"),
+    "MODEL_ENGINE": ("engine",),
     "CAPTURE_DIR": ("monitoring", "directory"),
     "API_KEY": ("api_key",),
     "API_KEY_FILE": ("api_key_file",),
@@ -102,6 +103,8 @@ class ServingConfig(BaseSettings):
     # Only from the environment: an exact BentoML tag, which wins over model_name.
     model_tag: str | None = None
     max_batch_records: int = Field(ge=1)
+    # compiled: the form training compiled and parity-checked, where there is one
+    engine: Literal["compiled", "sklearn"]
     risk_thresholds: RiskThresholds
     batching: BatchingConfig
     overload: OverloadConfig

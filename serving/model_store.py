@@ -32,6 +32,11 @@ class ServedModel:
     def classes(self) -> list[str]:
         return list(self.metadata.get("classes") or [])
 
+    @property
+    def compiled_engine(self) -> str:
+        """The engine of the compiled form stored with the model, or "sklearn" if none."""
+        return (self.metadata.get("compiled") or {}).get("engine") or "sklearn"
+
     def info(self) -> dict[str, Any]:
         """The /model_info answer."""
         meta = self.metadata
@@ -46,6 +51,7 @@ class ServedModel:
             "classes": self.classes or None,
             "positive_class": self.spec.target.positive_class,
             "candidate": meta.get("candidate"),
+            "compiled": meta.get("compiled"),
             "holdout_metrics": meta.get("holdout_metrics"),
             "data_digest": meta.get("data_digest"),
             "dataset": self.spec.name,

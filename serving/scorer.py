@@ -1,5 +1,7 @@
 """The model call: records in, probabilities (spec class order) or values out, with metrics.
 
+The model is a Predictor (inference/predictor.py): the compiled form or the pipeline.
+
 Used by the model runner service (BentoML adaptive batching) and by the in-process
 micro-batcher alike, so both modes score and count identically.
 """
@@ -7,13 +9,11 @@ micro-batcher alike, so both modes score and count identically.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from contract.spec import DatasetSpec
+from inference.predictor import Predictor
 from serving.metrics import (
     CONFIDENCE,
     MODEL_CALL_ROWS,
@@ -25,18 +25,14 @@ from serving.metrics import (
 from serving.model_store import ServedModel
 
 
-def records_to_frame(spec: DatasetSpec, records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Spec columns in spec order; absent or null values become NaN for the imputers."""
-    columns = spec.feature_names
-    frame = pd.DataFrame.from_records(list(records), columns=columns)
-    return frame.where(frame.notna(), np.nan)
+class ModelScorer:
+    """A Predictor (compiled or scikit-learn) with the spec's class order and the metrics."""
 
-
-class PipelineScorer:
-    def __init__(self, served: ServedModel, pipeline: Any) -> None:
+    def __init__(self, served: ServedModel, predictor: Predictor) -> None:
         self.served = served
         self.spec = served.spec
-        self.pipeline = pipeline
+        self.predictor = predictor
+        self.engine = predictor.engine
         self.classifier = served.spec.is_classifier
         labels = {"model_name": served.name, "model_version": served.version}
         self.labels = labels
@@ -45,7 +41,7 @@ class PipelineScorer:
         if self.classifier:
             self.confidence = CONFIDENCE.labels(**labels)
             # Columns in the spec's class order, whatever order the estimator learned.
-            order = list(pipeline.classes_)
+            order = list(predictor.classes or [])
             self.columns = [order.index(c) for c in served.classes]
         else:
             target = served.reference[served.spec.target.name].to_numpy(dtype=float)
@@ -54,12 +50,10 @@ class PipelineScorer:
         MODEL_READY.labels(**labels).set(1)
 
     def __call__(self, records: list[dict[str, Any]]) -> np.ndarray:
-        frame = records_to_frame(self.spec, records)
         start = time.perf_counter()
+        out = self.predictor.predict(records)
         if self.classifier:
-            out = self.pipeline.predict_proba(frame)[:, self.columns]
-        else:
-            out = np.asarray(self.pipeline.predict(frame), dtype=float)
+            out = out[:, self.columns]
         self.call_seconds.observe(time.perf_counter() - start)
         self.call_rows.observe(len(records))
         self._count(out)

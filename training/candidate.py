@@ -20,6 +20,7 @@ from rich.table import Table
 from sklearn.model_selection import GridSearchCV
 
 from training import registry
+from training.compile import CompileOutcome, compile_pipeline
 from training.config import TrainingConfig
 from training.data import Dataset
 from training.evaluate import LOWER_IS_BETTER, cv_scorers, holdout_metrics, save_plots
@@ -51,9 +52,13 @@ def _pip_requirements() -> list[str]:
                                                               "skops", "pydantic", "pyyaml")]
 
 
-def serving_metadata(dataset: Dataset, holdout: dict[str, float], candidate: str) -> dict:
+def serving_metadata(dataset: Dataset, holdout: dict[str, float], candidate: str,
+                     compiled: CompileOutcome | None = None) -> dict:
     spec = dataset.spec
     return {
+        "compiled": {"engine": compiled.engine, "reason": compiled.reason,
+                     "parity": compiled.parity} if compiled else {"engine": "sklearn",
+                                                                  "reason": "not attempted"},
         "dataset": spec.name,
         "model_name": spec.model_name,
         "task": spec.task,
@@ -95,6 +100,11 @@ def train_candidate(
                 float(search.cv_results_[f"std_test_{metric}"][i]),
             )
         holdout = holdout_metrics(model, split.X_test, split.y_test, spec)
+        compiled = None
+        if config.compile.enabled:
+            compiled = compile_pipeline(model, spec, split.X_test,
+                                        config.compile.parity_tolerance)
+            _log_compiled(compiled)
         params = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
         mlflow.log_params({"candidate": candidate.name,
                            "estimator": type(model[-1]).__name__,
@@ -117,7 +127,11 @@ def train_candidate(
                 n=min(config.reference_sample_size, len(split.X_train)), random_state=config.seed
             )
             reference.to_parquet(serving / registry.REFERENCE_FILE, index=False)
-            mlflow.log_dict(serving_metadata(dataset, holdout, candidate.name),
+            if compiled is not None and compiled.model is not None:
+                compiled.model.save(Path(tmp) / registry.COMPILED_DIR)
+                mlflow.log_artifacts(str(Path(tmp) / registry.COMPILED_DIR),
+                                     artifact_path=registry.COMPILED_DIR)
+            mlflow.log_dict(serving_metadata(dataset, holdout, candidate.name, compiled),
                             f"{registry.SERVING_DIR}/{registry.METADATA_FILE}")
             mlflow.log_artifact(str(serving / registry.REFERENCE_FILE),
                                 artifact_path=registry.SERVING_DIR)
@@ -133,6 +147,11 @@ def train_candidate(
             pip_requirements=_pip_requirements(),
         )
     seconds = time.perf_counter() - start
+    if compiled is not None:
+        parity = compiled.parity
+        speed = (f", {parity['ms_per_call_sklearn']:.2f} -> {parity['ms_per_call_compiled']:.3f} "
+                 "ms per one-row call" if compiled.model is not None else "")
+        console.print(f"  {candidate.name}: {compiled.reason}{speed}")
     console.print(
         f"  [green]done[/] {candidate.name}: {len(search.cv_results_['params'])} setting(s), "
         f"best {params or 'defaults'}, CV {spec.selection_metric} "
@@ -140,6 +159,13 @@ def train_candidate(
     )
     return CandidateResult(candidate.name, run.info.run_id, info.model_uri, params, cv,
                            holdout, seconds, model)
+
+
+def _log_compiled(outcome: CompileOutcome) -> None:
+    """Tags say which engine serves this candidate and why; parity figures are metrics."""
+    mlflow.set_tags({"compiled_engine": outcome.engine, "compiled_reason": outcome.reason[:500]})
+    numbers = {k: float(v) for k, v in outcome.parity.items() if isinstance(v, int | float)}
+    mlflow.log_metrics({f"compiled_{k}": v for k, v in numbers.items()})
 
 
 def comparison_table(results: list[CandidateResult], dataset: Dataset, best: str) -> Table:

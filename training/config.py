@@ -45,6 +45,14 @@ class PromotionConfig(StrictModel):
     challenger_on_reject: bool = True
 
 
+class CompileConfig(StrictModel):
+    """The compiled serving form made at training time (training/compile.py)."""
+
+    enabled: bool = True
+    # Largest difference of a probability or value from the pipeline's on the hold-out rows
+    parity_tolerance: float = Field(default=1e-6, gt=0.0, le=1e-3)
+
+
 class DatasetOverrides(StrictModel):
     test_size: float | None = Field(default=None, gt=0.0, lt=0.5)
     cv_folds: int | None = Field(default=None, ge=2, le=20)
@@ -59,6 +67,7 @@ class TrainingConfig(StrictModel):
     permutation_repeats: int = Field(default=5, ge=1)
     permutation_max_rows: int = Field(default=2000, ge=10)
     promotion: PromotionConfig = PromotionConfig()
+    compile: CompileConfig = CompileConfig()
     candidates: dict[Task, list[CandidateConfig]]
     datasets: dict[str, DatasetOverrides] = Field(default_factory=dict)
 

@@ -24,6 +24,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from inference.compiled import CompiledModel
+from inference.predictor import COMPILED_OBJECT
 from training.faults import kill_point
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,7 @@ CHAMPION = "champion"
 SERVING_DIR = "serving"  # run artifact folder with what the BentoML export needs
 METADATA_FILE = "metadata.json"
 REFERENCE_FILE = "reference_sample.parquet"
+COMPILED_DIR = "compiled"  # run artifact folder with the compiled serving form, if any
 
 
 def tracking_uri() -> str:
@@ -103,6 +106,7 @@ def export_to_bentoml(client: MlflowClient, model_name: str, version: str) -> be
         )
         metadata = mlflow.artifacts.load_dict((folder / METADATA_FILE).as_uri())
         reference = pd.read_parquet(folder / REFERENCE_FILE)
+        compiled = _compiled_artifacts(client, mv.run_id, Path(tmp))
     metadata = _without_none(
         metadata | {"mlflow_model_version": str(version), "mlflow_run_id": mv.run_id}
     )
@@ -124,8 +128,18 @@ def export_to_bentoml(client: MlflowClient, model_name: str, version: str) -> be
         signatures=signatures,
         labels=labels,
         metadata=metadata,
-        custom_objects={"reference_sample": reference},
+        custom_objects={"reference_sample": reference} | (
+            {COMPILED_OBJECT: compiled.to_dict()} if compiled is not None else {}),
     )
+
+
+def _compiled_artifacts(client: MlflowClient, run_id: str, tmp: Path) -> CompiledModel | None:
+    """The compiled form logged with the run (training/compile.py), if it passed parity."""
+    if not client.list_artifacts(run_id, COMPILED_DIR):
+        return None
+    folder = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=COMPILED_DIR, dst_path=str(tmp))
+    return CompiledModel.load(Path(folder))
 
 
 def _without_none(value: Any) -> Any:

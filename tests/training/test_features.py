@@ -16,7 +16,7 @@ import pytest
 
 from contract.features import SpecFeatures
 from contract.spec import DatasetSpec, available_datasets, load_dataset_spec
-from serving.scorer import records_to_frame
+from inference.predictor import records_to_frame
 from tests.conftest import CLEVELAND, FIXTURES, small_config
 from training.data import Dataset, load_dataset
 from training.pipelines import build_candidates

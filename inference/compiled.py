@@ -1,0 +1,119 @@
+"""The compiled model at run time: a feature plan and the estimator in treelite or ONNX form.
+
+Scores validated records in well under a millisecond a call (a 200-tree forest: about
+0.05 ms for one row against 9 ms in scikit-learn). Used by the service and by batch scoring;
+built and parity-checked at training time (training/compile.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.plan import FeaturePlan
+
+FORMAT = 1
+PLAN_FILE = "plan.json"
+META_FILE = "compiled.json"
+MODEL_FILES = {"treelite": "model.treelite", "onnx": "model.onnx"}
+
+
+@dataclass
+class CompiledModel:
+    engine: str  # "treelite" or "onnx"
+    plan: FeaturePlan
+    model_bytes: bytes
+    classes: list[Any] | None  # the estimator's class order (None: a regressor)
+    float32_input: bool  # scikit-learn's trees compare float32 features: so must the copy
+    parity: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self._run = _treelite(self) if self.engine == "treelite" else _onnx(self)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.classes is not None
+
+    def predict(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
+        """Class probabilities (estimator class order) or values, one row per record."""
+        X = self.plan.matrix(records)
+        return self.predict_matrix(X)
+
+    def predict_matrix(self, X: np.ndarray) -> np.ndarray:
+        if self.float32_input:
+            X = X.astype(np.float32).astype(np.float64)
+        return self._run(np.ascontiguousarray(X, dtype=np.float64))
+
+    # -- storage: a folder (MLflow artifacts) or a dict (BentoML custom object) --------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "engine": self.engine, "plan": self.plan.to_dict(),
+                "model_bytes": self.model_bytes, "classes": self.classes,
+                "float32_input": self.float32_input, "parity": self.parity}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompiledModel:
+        if data.get("format") != FORMAT:
+            raise ValueError(f"compiled model format {data.get('format')} is not {FORMAT}: "
+                             "retrain, or serve with serving.compiled: false")
+        return cls(engine=data["engine"], plan=FeaturePlan.from_dict(data["plan"]),
+                   model_bytes=data["model_bytes"], classes=data["classes"],
+                   float32_input=data["float32_input"], parity=data["parity"])
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / PLAN_FILE).write_text(json.dumps(self.plan.to_dict()))
+        (folder / MODEL_FILES[self.engine]).write_bytes(self.model_bytes)
+        meta = {"format": FORMAT, "engine": self.engine, "classes": self.classes,
+                "float32_input": self.float32_input, "parity": self.parity}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> CompiledModel:
+        meta = json.loads((folder / META_FILE).read_text())
+        return cls.from_dict(meta | {
+            "plan": json.loads((folder / PLAN_FILE).read_text()),
+            "model_bytes": (folder / MODEL_FILES[meta["engine"]]).read_bytes()})
+
+
+def _treelite(model: CompiledModel) -> Any:
+    import treelite
+
+    forest = treelite.Model.deserialize_bytes(model.model_bytes)
+    classifier = model.is_classifier
+
+    def run(X: np.ndarray) -> np.ndarray:
+        # One thread: the service already runs one model call per API worker at a time.
+        out = np.asarray(treelite.gtil.predict(forest, X, nthread=1), dtype=np.float64)
+        out = out.reshape(X.shape[0], -1)
+        if not classifier:
+            return out[:, 0]
+        if out.shape[1] == 1:  # a binary booster returns P(second class) only
+            return np.column_stack([1.0 - out[:, 0], out[:, 0]])
+        return out
+
+    return run
+
+
+def _onnx(model: CompiledModel) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.model_bytes, options,
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    outputs = [o.name for o in session.get_outputs()]
+    # Classifiers: (label, probabilities); regressors: (values,).
+    wanted = [outputs[1]] if model.is_classifier else [outputs[0]]
+
+    def run(X: np.ndarray) -> np.ndarray:
+        out = np.asarray(session.run(wanted, {name: X})[0], dtype=np.float64)
+        return out if model.is_classifier else out.reshape(-1)
+
+    return run

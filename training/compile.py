@@ -1,0 +1,143 @@
+"""Compile a fitted pipeline for serving, and prove it answers as the pipeline does.
+
+The preprocessing becomes a `FeaturePlan` (NumPy), the estimator a treelite forest (tree
+ensembles: exact in float64) or an ONNX graph in double precision (skl2onnx: linear models
+and whatever else it converts). The result is kept only if, on the hold-out rows and on the
+same rows with values missing, every probability or value is within `tolerance` of the
+pipeline's and every predicted label is the same. Otherwise the reason is recorded and the
+pipeline is served by scikit-learn.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from contract.spec import DatasetSpec
+from inference.compiled import CompiledModel
+from inference.plan import FeaturePlan, NotCompilable
+
+# scikit-learn estimators treelite imports; the first four compare float32 features.
+FLOAT32_TREES = {"RandomForestClassifier", "RandomForestRegressor", "ExtraTreesClassifier",
+                 "ExtraTreesRegressor", "GradientBoostingClassifier",
+                 "GradientBoostingRegressor"}
+FLOAT64_TREES = {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"}
+
+
+@dataclass
+class CompileOutcome:
+    model: CompiledModel | None
+    reason: str  # why not compiled, or what was compiled
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> str:
+        return self.model.engine if self.model is not None else "sklearn"
+
+
+def compile_pipeline(pipeline: Any, spec: DatasetSpec, X_check: pd.DataFrame,
+                     tolerance: float = 1e-6) -> CompileOutcome:
+    try:
+        model = _convert(pipeline, spec, X_check)
+    except NotCompilable as exc:
+        return CompileOutcome(None, f"not compiled: {exc}")
+    parity = check_parity(pipeline, model, spec, X_check)
+    model.parity = parity
+    if parity["max_abs_diff"] > tolerance or parity["label_mismatches"]:
+        return CompileOutcome(None, f"not compiled: parity failed on the hold-out rows "
+                              f"(max difference {parity['max_abs_diff']:.3g} > {tolerance:g} "
+                              f"or {parity['label_mismatches']} label(s) differ)", parity)
+    return CompileOutcome(model, f"compiled with {model.engine}", parity)
+
+
+def _convert(pipeline: Any, spec: DatasetSpec, X_check: pd.DataFrame) -> CompiledModel:
+    if not hasattr(pipeline, "steps") or len(pipeline.steps) != 2:
+        raise NotCompilable("the pipeline is not (preprocessing, estimator)")
+    preprocess, estimator = pipeline.steps[0][1], pipeline.steps[-1][1]
+    plan = FeaturePlan.from_pipeline(preprocess)
+    X = plan.matrix(check_records(X_check.head(5)))
+    kind = type(estimator).__name__
+    classes = [_native(c) for c in estimator.classes_] if spec.is_classifier else None
+    if kind in FLOAT32_TREES | FLOAT64_TREES:
+        import treelite
+
+        try:
+            forest = treelite.sklearn.import_model(estimator)
+        except Exception as exc:  # treelite raises its own and plain errors alike
+            raise NotCompilable(f"treelite cannot import {kind}: {exc}") from exc
+        return CompiledModel("treelite", plan, forest.serialize_bytes(), classes,
+                             kind in FLOAT32_TREES, {})
+    return CompiledModel("onnx", plan, _to_onnx(estimator, X, spec), classes, False, {})
+
+
+def _to_onnx(estimator: Any, X: np.ndarray, spec: DatasetSpec) -> bytes:
+    from skl2onnx import to_onnx
+
+    options = {id(estimator): {"zipmap": False}} if spec.is_classifier else None
+    try:
+        # Double-precision input and ai.onnx.ml opset 3: linear models compute in float64.
+        onx = to_onnx(estimator, X[:1].astype(np.float64), options=options,
+                      target_opset={"": 17, "ai.onnx.ml": 3})
+    except Exception as exc:  # skl2onnx raises many types for unsupported models
+        raise NotCompilable(f"skl2onnx cannot convert {type(estimator).__name__}: "
+                            f"{str(exc)[:200]}") from exc
+    return onx.SerializeToString()
+
+
+def check_records(X: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as the service's validation hands them over: missing values are None."""
+    return [{k: (None if _is_missing(v) else v) for k, v in row.items()}
+            for row in X.to_dict("records")]
+
+
+def with_missing(X: pd.DataFrame) -> pd.DataFrame:
+    """The same rows with one feature blanked per row, in turn: every imputer is exercised."""
+    blanked = X.copy().astype(object)
+    for i in range(len(blanked)):
+        blanked.iat[i, i % blanked.shape[1]] = None
+    return blanked
+
+
+def check_parity(pipeline: Any, model: CompiledModel, spec: DatasetSpec,
+                 X_check: pd.DataFrame) -> dict[str, Any]:
+    rows = pd.concat([X_check, with_missing(X_check)], ignore_index=True)
+    records = check_records(rows)
+    frame = pd.DataFrame.from_records(records, columns=spec.feature_names)
+    frame = frame.where(frame.notna(), np.nan)
+    got = model.predict(records)
+    if spec.is_classifier:
+        expected = pipeline.predict_proba(frame)
+        labels = np.asarray(pipeline.classes_)[np.argmax(got, axis=1)]
+        mismatches = int(np.sum(labels != pipeline.predict(frame)))
+    else:
+        expected = np.asarray(pipeline.predict(frame), dtype=float)
+        mismatches = 0
+    diff = float(np.max(np.abs(got - expected))) if len(rows) else 0.0
+    one = records[:1]
+    return {"rows": len(rows), "max_abs_diff": diff, "label_mismatches": mismatches,
+            "ms_per_call_sklearn": _ms(lambda: _sklearn_call(pipeline, spec, frame.head(1))),
+            "ms_per_call_compiled": _ms(lambda: model.predict(one))}
+
+
+def _sklearn_call(pipeline: Any, spec: DatasetSpec, frame: pd.DataFrame) -> Any:
+    return pipeline.predict_proba(frame) if spec.is_classifier else pipeline.predict(frame)
+
+
+def _ms(call: Any, repeats: int = 20) -> float:
+    call()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return round((time.perf_counter() - start) / repeats * 1000, 4)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
