@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # pyarrow, statsmodels: ~350 MB) stays out of the image: the drift check runs where the
 # project is installed (python -m serving.drift); in the image /drift/check says so.
 SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pydantic-settings", "pyyaml",
+           "onnxruntime", "treelite",  # the compiled model path (inference/)
            "prometheus-client", "fastapi", "aiohttp"]
 
 
