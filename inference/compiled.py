@@ -31,6 +31,9 @@ class CompiledModel:
     classes: list[Any] | None  # the estimator's class order (None: a regressor)
     float32_input: bool  # scikit-learn's trees compare float32 features: so must the copy
     parity: dict[str, Any]
+    # Boosters: treelite's raw margins through this link in float64 ("sigmoid", "softmax",
+    # "identity"), as scikit-learn computes it (treelite's own softmax is float32: 6e-8 off).
+    link: str | None = None
 
     def __post_init__(self) -> None:
         self._run = _treelite(self) if self.engine == "treelite" else _onnx(self)
@@ -53,7 +56,7 @@ class CompiledModel:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "engine": self.engine, "plan": self.plan.to_dict(),
                 "model_bytes": self.model_bytes, "classes": self.classes,
-                "float32_input": self.float32_input, "parity": self.parity}
+                "float32_input": self.float32_input, "parity": self.parity, "link": self.link}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompiledModel:
@@ -62,14 +65,15 @@ class CompiledModel:
                              "retrain, or serve with serving.compiled: false")
         return cls(engine=data["engine"], plan=FeaturePlan.from_dict(data["plan"]),
                    model_bytes=data["model_bytes"], classes=data["classes"],
-                   float32_input=data["float32_input"], parity=data["parity"])
+                   float32_input=data["float32_input"], parity=data["parity"],
+                   link=data.get("link"))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / PLAN_FILE).write_text(json.dumps(self.plan.to_dict()))
         (folder / MODEL_FILES[self.engine]).write_bytes(self.model_bytes)
         meta = {"format": FORMAT, "engine": self.engine, "classes": self.classes,
-                "float32_input": self.float32_input, "parity": self.parity}
+                "float32_input": self.float32_input, "parity": self.parity, "link": self.link}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -82,14 +86,20 @@ class CompiledModel:
 
 def _treelite(model: CompiledModel) -> Any:
     import treelite
+    from scipy.special import expit, softmax
 
     forest = treelite.Model.deserialize_bytes(model.model_bytes)
     classifier = model.is_classifier
+    link = model.link
 
     def run(X: np.ndarray) -> np.ndarray:
         # One thread: the service already runs one model call per API worker at a time.
-        out = np.asarray(treelite.gtil.predict(forest, X, nthread=1), dtype=np.float64)
-        out = out.reshape(X.shape[0], -1)
+        out = treelite.gtil.predict(forest, X, nthread=1, pred_margin=link is not None)
+        out = np.asarray(out, dtype=np.float64).reshape(X.shape[0], -1)
+        if link == "softmax":
+            out = softmax(out, axis=1)
+        elif link == "sigmoid":
+            out = expit(out)
         if not classifier:
             return out[:, 0]
         if out.shape[1] == 1:  # a binary booster returns P(second class) only

@@ -70,8 +70,19 @@ def _convert(pipeline: Any, spec: DatasetSpec, X_check: pd.DataFrame) -> Compile
         except Exception as exc:  # treelite raises its own and plain errors alike
             raise NotCompilable(f"treelite cannot import {kind}: {exc}") from exc
         return CompiledModel("treelite", plan, forest.serialize_bytes(), classes,
-                             kind in FLOAT32_TREES, {})
+                             kind in FLOAT32_TREES, {}, _booster_link(estimator, classes))
     return CompiledModel("onnx", plan, _to_onnx(estimator, X, spec), classes, False, {})
+
+
+def _booster_link(estimator: Any, classes: list[Any] | None) -> str | None:
+    """How a histogram booster turns margins into answers, computed in float64 like it does."""
+    if type(estimator).__name__ not in FLOAT64_TREES:
+        return None  # forests: treelite averages the trees' own outputs exactly
+    if classes is not None:
+        return "sigmoid" if len(classes) == 2 else "softmax"
+    if estimator.loss not in ("squared_error", "absolute_error", "quantile"):
+        raise NotCompilable(f"HistGradientBoostingRegressor with loss '{estimator.loss}'")
+    return "identity"
 
 
 def _to_onnx(estimator: Any, X: np.ndarray, spec: DatasetSpec) -> bytes:
