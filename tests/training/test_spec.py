@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from contract.spec import (
+    SPEC_DIR,
     DatasetSpec,
     SpecError,
     available_datasets,
@@ -37,7 +38,7 @@ def test_unknown_preset_names_the_known_ones() -> None:
 
 
 def _spec_dict() -> dict:
-    return yaml.safe_load(Path(load_dataset_spec.__globals__["SPEC_DIR"], "heart.yaml").read_text())
+    return yaml.safe_load((SPEC_DIR / "heart.yaml").read_text())
 
 
 def _write(tmp_path: Path, raw: dict) -> Path:
