@@ -75,11 +75,16 @@ def main(argv: list[str]) -> int:
     console = Console() if Console().is_terminal else Console(width=160)
     logging.basicConfig(level=logging.WARNING)  # MLflow and BentoML are chatty at INFO
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     from training import lifecycle, registry
 
     uri = registry.tracking_uri()
+    # The export of a missing twin loads models:/ URIs through MLflow's global settings,
+    # whose default is not the project's store.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
     try:
         if args.command == "promote":

@@ -74,6 +74,11 @@ def _train(spec_file: Path, **kwargs):
     return run_training(dataset, config, console=QUIET, **kwargs)
 
 
+def _client() -> MlflowClient:
+    """This test's store (MlflowClient() alone would use the URI an earlier test set)."""
+    return MlflowClient(registry.tracking_uri(), registry.tracking_uri())
+
+
 def _latest(name: str) -> str:
     return str(bentoml.models.get(f"{name}:latest").tag)
 
@@ -94,7 +99,7 @@ def _register(client: MlflowClient, outcome, name: str) -> str:
 @pytest.mark.slow
 def test_promote_then_rollback_end_to_end(stores, spec_file, tmp_path, capsys) -> None:
     name = load_dataset_spec(spec_file).model_name
-    client = MlflowClient()
+    client = _client()
     first = _train(spec_file)
     assert first.registration.promoted and first.challenger is None
     # Same data, same seeds: the second model does not beat the first, so it becomes the
@@ -149,7 +154,7 @@ def test_promote_then_rollback_end_to_end(stores, spec_file, tmp_path, capsys) -
 def test_challenger_alias_missing_twin_failed_export_and_repeated_rollbacks(
         stores, spec_file, monkeypatch) -> None:
     name = load_dataset_spec(spec_file).model_name
-    client = MlflowClient()
+    client = _client()
     # --alias challenger with no champion yet: registered, not exported (it would become
     # NAME:latest), and promote exports it.
     first = _train(spec_file, alias="challenger")
