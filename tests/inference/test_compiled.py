@@ -86,7 +86,7 @@ def test_a_step_the_plan_does_not_know_falls_back_to_sklearn_with_the_reason() -
 
 def test_parity_is_enforced_not_just_measured(preset) -> None:
     spec, fitted, check = preset
-    name, pipeline = fitted[0]
+    _, pipeline = fitted[0]
     exact = compile_pipeline(pipeline, spec, check)
     assert exact.model is not None
     # A plan that scales one column wrongly must fail the gate.
