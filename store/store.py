@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from store import drift_runs, migrate, retention
+from store import drift_runs, retention
 from store.engine import make_engine
 from store.feedback import Feedback, FeedbackResult, record_feedback
 from store.history import HistoryPage, get_prediction
@@ -39,7 +39,10 @@ class PredictionStore:
         A database that is down at this point raises: start-up decides what to do."""
         store = cls(make_engine(url))
         if migrate_schema:
-            migrate.upgrade(store.engine)
+            # Imported here: `python -m store.migrate` must not find itself already imported.
+            from store.migrate import upgrade
+
+            upgrade(store.engine)
         return store
 
     @property

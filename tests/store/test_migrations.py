@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from store import Feedback, PredictionStore, head_revision, upgrade
+from store import Feedback, PredictionStore
 from store.engine import make_engine
-from store.migrate import current_revision
+from store.migrate import current_revision, head_revision, upgrade
 from store.models import Base
 
 
