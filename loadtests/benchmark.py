@@ -27,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from loadtests.benchmark_report import Row, render
-from loadtests.loadgen import closed_loop, open_loop
+from loadtests.loadgen import Request, closed_loop, open_loop
+from loadtests.mlserver_peer import VERSION as MLSERVER_VERSION
+from loadtests.mlserver_peer import mlserver, v2_request, write_model
 from loadtests.server import BIN, ROOT, bentoml_command, serve_command
 
 DEFAULT_CONFIG = ROOT / "configs" / "benchmark.yaml"
@@ -77,9 +79,10 @@ def batch_metrics(url: str) -> tuple[float, float]:
 
 
 def measure(name: str, url: str, pid: int, bodies: list[Any], clients: int, seconds: float,
-            warmup: float, rows: int = 1, batching: bool = False) -> Row:
+            warmup: float, rows: int = 1, batching: bool = False, base: bool = False) -> Row:
+    """`base`: the bodies are `Request`s with their own paths (V2), sent to the bare URL."""
     CONSOLE.print(f"  {name}: {clients} clients x {seconds:.0f}s", highlight=False)
-    path = f"{url}/predict" if rows == 1 else f"{url}/predict_batch"
+    path = url if base else f"{url}/predict" if rows == 1 else f"{url}/predict_batch"
     if warmup:
         asyncio.run(closed_loop(path, bodies, clients, seconds=warmup))
     before_batches = batch_metrics(url) if batching else (0.0, 0.0)
@@ -124,26 +127,52 @@ def train_champion(config: BenchmarkConfig, home: Path) -> str:
 
 
 def inprocess(tag: str, batch_sizes: list[int], records: list[dict]) -> list[Row]:
+    """One model call on validated records, as the service makes it: the pipeline, then the
+    compiled form (records to answers, the feature plan included)."""
     import bentoml
 
-    from inference.predictor import records_to_frame
+    from inference.predictor import load_predictor
     from serving.model_store import find_served_model
 
     served = find_served_model(tag)
-    pipeline = bentoml.sklearn.load_model(tag)
-    score = pipeline.predict_proba if served.spec.is_classifier else pipeline.predict
+    model = bentoml.models.get(tag)
     rows = []
-    for size in batch_sizes:
-        frame = records_to_frame(served.spec, (records * (size // len(records) + 1))[:size])
-        score(frame)
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 3 or calls < 5:
-            score(frame)
-            calls += 1
-        per_call = (time.perf_counter() - start) / calls
-        rows.append(Row(f"in process, batch {size}", rows_per_s=size / per_call,
-                        note=f"{per_call * 1000:.1f} ms per call"))
+    for compiled in (False, True):
+        predictor = load_predictor(model, served.spec, prefer_compiled=compiled)
+        for size in batch_sizes:
+            batch = (records * (size // len(records) + 1))[:size]
+            predictor.predict(batch)
+            calls, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 3 or calls < 5:
+                predictor.predict(batch)
+                calls += 1
+            per_call = (time.perf_counter() - start) / calls
+            rows.append(Row(f"in process, {predictor.engine}, batch {size}",
+                            rows_per_s=size / per_call,
+                            note=f"{per_call * 1000:.3f} ms per call"))
     return rows
+
+
+def v2_bodies(tag: str, records: list[dict]) -> list[Request]:
+    """The same one-row Open Inference Protocol requests for this service and MLServer."""
+    from serving.model_store import find_served_model
+
+    served = find_served_model(tag)
+    path = f"/v2/models/{served.name}/infer"
+    return [Request(json.dumps(v2_request(served.spec, r)).encode(), path=path)
+            for r in records]
+
+
+def mlserver_row(tag: str, home: Path, bodies: list[Request], config: BenchmarkConfig,
+                 workers: int) -> Row:
+    import bentoml
+
+    pipeline = bentoml.sklearn.load_model(tag)
+    folder = write_model(home / "mlserver", pipeline, tag.split(":")[0], workers)
+    with mlserver(folder, home / "mlserver.log") as (url, pid):
+        return measure(f"MLServer {MLSERVER_VERSION} (sklearn runtime, adaptive batching, "
+                       f"{workers} workers), V2 infer", url, pid, bodies, config.users,
+                       config.seconds, config.warmup_seconds, base=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,13 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         CONSOLE.print("[bold]in process[/]")
         rows += inprocess(tag, config.inprocess_batch_sizes, records)
 
-        CONSOLE.print("[bold]the service as configured: in-process batching[/]")
+        v2 = v2_bodies(tag, records)
+        CONSOLE.print("[bold]the service as configured: compiled model, in-process batching[/]")
         with bentoml_server(env | {"BATCHING_MODE": "in_process"}, home / "inproc.log") as (
                 url, pid):
-            batching = measure(f"service, in-process batching, {workers} API worker(s)", url,
-                               pid, records, config.users, config.seconds,
-                               config.warmup_seconds, batching=True)
+            batching = measure(f"service, in-process batching, {workers} API worker(s), "
+                               "compiled, /predict", url, pid, records, config.users,
+                               config.seconds, config.warmup_seconds, batching=True)
             rows.append(batching)
+            rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
+                                "compiled, V2 infer", url, pid, v2, config.users,
+                                config.seconds, config.warmup_seconds, batching=True,
+                                base=True))
             rate = config.open_loop_fraction * batching.result.throughput
             CONSOLE.print(f"  open loop at {rate:.0f} req/s for {config.open_loop_seconds:.0f}s")
             opened = asyncio.run(open_loop(f"{url}/predict", records, rate,
@@ -195,6 +229,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(measure(f"batch endpoint, {size} rows", url, pid, bodies,
                                     config.batch_users, config.seconds, config.warmup_seconds,
                                     rows=size, batching=True))
+
+        CONSOLE.print("[bold]the service with the scikit-learn pipeline (engine: sklearn)[/]")
+        with bentoml_server(env | {"MODEL_ENGINE": "sklearn"}, home / "sklearn.log") as (
+                url, pid):
+            rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
+                                "scikit-learn, /predict", url, pid, records, config.users,
+                                config.seconds, config.warmup_seconds, batching=True))
+            rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
+                                "scikit-learn, V2 infer", url, pid, v2, config.users,
+                                config.seconds, config.warmup_seconds, batching=True,
+                                base=True))
+
+        CONSOLE.print("[bold]the peer: Seldon MLServer, same pipeline, same V2 requests[/]")
+        rows.append(mlserver_row(tag, home, v2, config, cores))
 
         CONSOLE.print("[bold]the service, BentoML adaptive batching in a model service[/]")
         with bentoml_server(env | {"BATCHING_MODE": "service"}, home / "bentoml.log") as (
