@@ -19,7 +19,7 @@ from typing import Any
 import bentoml
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from inference.predictor import load_predictor
 from serving import redaction, upstream_fixes
@@ -264,8 +264,12 @@ class TabularService:
             return JSONResponse({"error": f"{len(errors)} validation error(s)", "detail": errors},
                                 status_code=400)
         answers = await self._score(records)
-        return InferResponse(model_name=SERVED.name, model_version=SERVED.version,
-                             id=request.id, outputs=self.formatter.v2_outputs(answers))
+        # Serialised once, here: returned as a model, FastAPI would validate the answer we
+        # just built and encode it again (about a fifth of this route's CPU per request).
+        body = InferResponse.model_construct(
+            model_name=SERVED.name, model_version=SERVED.version, id=request.id,
+            outputs=self.formatter.v2_outputs(answers)).model_dump_json(exclude_none=False)
+        return Response(body, media_type="application/json")
 
 
 def _unknown_model(name: str) -> JSONResponse:
