@@ -126,7 +126,9 @@ class TabularService:
                                    SERVED.name, SERVED.version)
         self.batcher = None
         if MODE == "in_process":
-            self.batcher = MicroBatcher(load_scorer(self.bento_model), BATCH.max_batch_size)
+            scorer = load_scorer(self.bento_model)
+            inline = BATCH.inline_max_rows if scorer.engine != "sklearn" else 0
+            self.batcher = MicroBatcher(scorer, BATCH.max_batch_size, inline)
         self.capture = None
         if MONITORING.capture.enabled:
             self.capture = PredictionCapture(

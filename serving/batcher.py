@@ -27,9 +27,12 @@ Job = tuple[list[dict[str, Any]], asyncio.Future, Admission | None]
 
 
 class MicroBatcher:
-    def __init__(self, score: Score, max_rows: int) -> None:
+    def __init__(self, score: Score, max_rows: int, inline_max_rows: int = 0) -> None:
         self._score = score
         self.max_rows = max_rows
+        # Batches this small are scored on the loop: a thread hop costs more than a
+        # compiled model's call (the scorer must then take well under a millisecond).
+        self.inline_max_rows = inline_max_rows
         self._pending: deque[Job] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -76,7 +79,10 @@ class MicroBatcher:
             while jobs := self._take():
                 records = [r for batch, _, _ in jobs for r in batch]
                 try:
-                    out = await loop.run_in_executor(self._executor, self._score, records)
+                    if len(records) <= self.inline_max_rows:
+                        out = self._score(records)
+                    else:
+                        out = await loop.run_in_executor(self._executor, self._score, records)
                 except Exception as exc:  # every caller of this batch gets the error
                     for _, future, _ in jobs:
                         if not future.done():

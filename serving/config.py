@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from contract.base import StrictModel
+from store.config import StoreConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "serving.yaml"
 
@@ -33,6 +34,9 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "BATCHING_MODE": ("batching", "mode"),
     "MODEL_ENGINE": ("engine",),
     "CAPTURE_DIR": ("monitoring", "directory"),
+    # May hold a password: in Kubernetes it comes from a Secret, never from the ConfigMap.
+    "PREDICTION_STORE_URL": ("monitoring", "store", "url"),
+    "SHADOW_MODEL_TAG": ("shadow", "model_tag"),
     "API_KEY": ("api_key",),
     "API_KEY_FILE": ("api_key_file",),
 }
@@ -61,6 +65,8 @@ class BatchingConfig(StrictModel):
     mode: BatchingMode
     max_batch_size: int = Field(ge=2, le=10_000)
     max_latency_ms: int = Field(ge=1)
+    # Compiled model only: batches up to this many rows are scored on the event loop itself
+    inline_max_rows: int = Field(ge=0, le=10_000)
 
 
 class OverloadConfig(StrictModel):
@@ -85,15 +91,41 @@ class DriftConfig(StrictModel):
     drift_share: float = Field(gt=0, le=1)
 
 
+class ServingStoreConfig(StoreConfig):
+    """The prediction store (store/) as the service uses it."""
+
+    enabled: bool
+    # How often each replica reads online performance and the latest drift run from the
+    # store for /metrics (one query per interval, not one per scrape).
+    metrics_interval_s: float = Field(ge=1)
+    # Labelled predictions per model version that online metrics are computed over.
+    performance_window: int = Field(ge=10, le=100_000)
+
+
 class MonitoringConfig(StrictModel):
     directory: str
     capture: CaptureConfig
     drift: DriftConfig
+    store: ServingStoreConfig
 
     @property
     def capture_dir(self) -> Path:
         """`directory`, relative to the working directory."""
         return Path(self.directory).resolve()
+
+
+class ShadowConfig(StrictModel):
+    """A challenger scored on the champion's traffic off the request path (serving/shadow.py)."""
+
+    enabled: bool
+    # An exact BentoML tag; None: the twin labelled `mlflow_alias: challenger` of the served
+    # model's name (training/lifecycle.py labels it), so no MLflow is needed at run time.
+    model_tag: str | None
+    # Rows waiting for the challenger, per worker; beyond this shadow work is dropped
+    # (counted), so a slow challenger can never hold memory or time of the champion.
+    max_queue_rows: int = Field(ge=1)
+    # Regressors agree when |challenger - champion| <= this x |champion|.
+    regression_rtol: float = Field(ge=0)
 
 
 class ServingConfig(BaseSettings):
@@ -116,9 +148,18 @@ class ServingConfig(BaseSettings):
     # Browser origins allowed to call the API (CORS); empty: closed.
     cors_allow_origins: list[str]
     monitoring: MonitoringConfig
+    shadow: ShadowConfig
     # Only from the environment (or a mounted Kubernetes Secret), never from the file.
     api_key: SecretStr | None = None
     api_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _shadow_in_process(self) -> ServingConfig:
+        # The shadow hooks the in-process batcher's answers; a separate model service has
+        # no place for a second model yet.
+        if self.shadow.enabled and self.batching.mode != "in_process":
+            raise ValueError("shadow.enabled needs batching.mode in_process")
+        return self
 
     @property
     def served_tag(self) -> str:

@@ -116,3 +116,25 @@ def test_requests_whose_deadline_passes_in_the_queue_are_refused_before_the_mode
     batcher.close()
     assert outs == [0, "shed", 2, "shed", 4, "shed", 6]
     assert model.calls == [1, 3]  # the shed requests never reached the model
+
+
+def test_small_batches_are_scored_on_the_loop_large_ones_in_the_model_thread() -> None:
+    threads: list[tuple[int, str]] = []
+
+    def model(records: list[dict]) -> np.ndarray:
+        threads.append((len(records), threading.current_thread().name))
+        return np.array([[r["x"]] for r in records], dtype=float)
+
+    batcher = MicroBatcher(model, max_rows=100, inline_max_rows=4)
+
+    async def main() -> tuple[np.ndarray, np.ndarray]:
+        loop_thread = threading.current_thread().name
+        small = await batcher.score([{"x": 1.0}] * 4)
+        large = await batcher.score([{"x": 2.0}] * 5)
+        assert threads == [(4, loop_thread), (5, threads[1][1])]
+        assert threads[1][1] != loop_thread
+        return small, large
+
+    small, large = run(main())
+    batcher.close()
+    assert small[:, 0].tolist() == [1.0] * 4 and large[:, 0].tolist() == [2.0] * 5
