@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -50,9 +51,7 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     for path in directory.glob(".*.tmp-*"):
         match = TEMP.match(path.name)
         if match and not _alive(int(match["pid"])):
-            if path.is_dir():
-                import shutil
-
+            if path.is_dir():  # a Spark run's folder
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)

@@ -86,6 +86,13 @@ def test_engines_answer_as_the_service(served, engine: str, tmp_path) -> None:
     assert_same_as_service(pd.read_parquet(output), answers, dataset)
 
 
+def read_sorted(path: Path) -> pd.DataFrame:
+    """A CSV file or Spark's folder of CSV parts, in row id order (then by its next column)."""
+    frame = pd.read_csv(path) if path.is_file() else pd.concat(
+        [pd.read_csv(p) for p in sorted(path.glob("part-*.csv"))], ignore_index=True)
+    return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+
+
 def big_file(path: Path, rows: int) -> Path:
     frame, _ = read_raw(load_dataset_spec("heart"), CLEVELAND)
     frame.sample(rows, replace=True, random_state=0).to_csv(path, index=False)
@@ -127,3 +134,30 @@ def _kill_group(pid: int) -> None:
     """The dead run's pool workers (they share its session): gone before the test ends."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def test_spark_reads_parts_and_rejects_as_the_local_engine(quick_models, tmp_path) -> None:
+    """A folder of CSV parts with bad rows, CSV output: the same scores and rejects."""
+    frame, _ = read_raw(load_dataset_spec("heart"), CLEVELAND)
+    frame = frame.astype(object)
+    frame.loc[3, "age"], frame.loc[150, "cp"], frame.loc[299, "sex"] = 300, 7, None
+    source = tmp_path / "parts"
+    source.mkdir()
+    for index, start in enumerate(range(0, len(frame), 70)):
+        frame.iloc[start:start + 70].to_csv(source / f"part-{index:05d}.csv", index=False)
+    outputs = {}
+    for engine in ("local", "spark"):
+        output = tmp_path / engine / "scores.csv"
+        extra = ["--master", "local[2]"] if engine == "spark" else ["--workers", "1"]
+        assert main(["--model", quick_models["heart"], "--input", str(source), "--output",
+                     str(output), "--engine", engine, "--chunk-rows", "50", *extra],
+                    console=Console(quiet=True)) == 0
+        outputs[engine] = output
+    assert outputs["spark"].is_dir()  # Spark's folder of parts
+    pd.testing.assert_frame_equal(read_sorted(outputs["spark"]), read_sorted(outputs["local"]),
+                                  check_exact=False, rtol=0, atol=1e-12)
+    rejects = {engine: read_sorted(path.with_name("scores.rejects.csv"))
+               for engine, path in outputs.items()}
+    pd.testing.assert_frame_equal(rejects["spark"], rejects["local"])
+    assert set(zip(rejects["local"].row_id, rejects["local"].rule, strict=True)) == {
+        (3, "less_than_equal"), (150, "literal_error"), (299, "missing")}
