@@ -50,6 +50,9 @@ class PredictionCapture:
             }
             if "probability" in answer:
                 line["probability"] = answer["probability"]
+            if "shadow" in answer:  # the shadow challenger's answer (serving/shadow.py)
+                line["shadow"] = {k: v for k, v in answer["shadow"].items()
+                                  if k in ("model_version", "prediction", "probability")}
             self._logger.info(json.dumps(line))
 
     def close(self) -> None:
