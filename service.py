@@ -38,6 +38,7 @@ from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_in
 from serving.overload import LoadShedMiddleware
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import ModelScorer
+from serving.shadow import load_shadow
 from serving.upstream_fixes import NEVER_RECYCLE
 from serving.v2 import (
     InferRequest,
@@ -138,6 +139,8 @@ class TabularService:
                 exclude=set(MONITORING.capture.exclude_features),
             )
         self.drift = DriftMonitor(SERVED, MONITORING)
+        # The challenger (shadow.enabled, in_process only): scored after the champion answers.
+        self.shadow = load_shadow(SETTINGS, SERVED, [self.capture.record] if self.capture else [])
         self._drift_task: asyncio.Task | None = None
 
     @bentoml.on_startup
@@ -158,6 +161,8 @@ class TabularService:
         if self._drift_task is not None:
             self._drift_task.cancel()
         self.drift.close()
+        if self.shadow is not None:
+            self.shadow.close()  # its last answers go to the capture before it closes
         if self.capture is not None:
             self.capture.close()  # drains the queue: every accepted record is written
         if self.batcher is not None:
@@ -173,7 +178,9 @@ class TabularService:
             except UNAVAILABLE as exc:
                 raise ModelUnavailable from exc
         answers = [self.formatter.answer(row) for row in out]
-        if self.capture is not None:
+        if self.shadow is not None:  # records both answers once the challenger has scored
+            self.shadow.submit(records, answers)
+        elif self.capture is not None:
             self.capture.record(records, answers)
         return answers
 
