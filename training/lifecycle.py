@@ -102,15 +102,31 @@ def _restore_latest(model_name: str, version: str | None) -> None:
         serve_as_latest(f"{model_name}:{version}")
 
 
-def ensure_twin(client: Any, model_name: str, version: str) -> tuple[str, bool]:
+def ensure_twin(client: Any, model_name: str, version: str,
+                alias: str = CHAMPION) -> tuple[str, bool]:
     """The version's BentoML tag, exported from MLflow first if the store lacks it."""
     mv = client.get_model_version(model_name, version)
     tag = mv.tags.get("bentoml_tag") or registry.bento_tag_for(model_name, version, mv.run_id)
     if registry.in_bento_store(tag):
         return tag, False
-    registry.export_to_bentoml(client, model_name, version)
+    registry.export_to_bentoml(client, model_name, version, alias)
     client.set_model_version_tag(model_name, version, "bentoml_tag", tag)
     return tag, True
+
+
+def label_alias(tag: str, alias: str) -> None:
+    """Set a twin's BentoML label `mlflow_alias`: the service picks its shadow challenger by
+    it from the store alone (serving/shadow.py). BentoML has no API to change labels, so its
+    model.yaml is rewritten, atomically (a serve reading it sees the old or the new)."""
+    model = bentoml.models.get(tag)
+    if model.info.labels.get("mlflow_alias") == alias:
+        return
+    object.__setattr__(model.info, "labels", {**model.info.labels, "mlflow_alias": alias})
+    folder = Path(model.path)
+    temporary = folder / f".model.yaml.{os.getpid()}"
+    with temporary.open("w", encoding="utf-8") as stream:
+        model.info.dump(stream)
+    os.replace(temporary, folder / "model.yaml")
 
 
 # --- history (pure functions, tested without stores) -------------------------------------
@@ -220,6 +236,7 @@ def promote(client: Any, model_name: str, version: str, *, by: str | None = None
     challenger = alias_version(client, model_name, CHALLENGER)
     if challenger == version:  # promoted: no longer a challenger
         client.delete_registered_model_alias(model_name, CHALLENGER)
+        label_alias(tag, CHAMPION)  # nor is its twin: the shadow stops picking it
     return Change(model_name, "promote", version, previous, tag, exported, who, at, why)
 
 
@@ -258,7 +275,11 @@ def set_challenger(client: Any, model_name: str, version: str) -> str | None:
         return None
     pointer = latest_version(model_name)
     try:
-        tag, _ = ensure_twin(client, model_name, version)
+        tag, _ = ensure_twin(client, model_name, version, CHALLENGER)
     finally:  # the export made the challenger the newest model: latest goes back
         _restore_latest(model_name, pointer)
+    for model in bentoml.models.list(model_name):  # exactly one twin is the challenger
+        if str(model.tag) != tag and model.info.labels.get("mlflow_alias") == CHALLENGER:
+            label_alias(str(model.tag), "none")
+    label_alias(tag, CHALLENGER)
     return tag

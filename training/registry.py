@@ -91,7 +91,8 @@ def in_bento_store(tag: str) -> bool:
     return True
 
 
-def export_to_bentoml(client: MlflowClient, model_name: str, version: str) -> bentoml.Model:
+def export_to_bentoml(client: MlflowClient, model_name: str, version: str,
+                      alias: str = CHAMPION) -> bentoml.Model:
     """Copy an MLflow model version, with its serving metadata, into the BentoML store."""
     import mlflow.sklearn
 
@@ -116,7 +117,7 @@ def export_to_bentoml(client: MlflowClient, model_name: str, version: str) -> be
         "mlflow_model_name": model_name,
         "mlflow_model_version": str(version),
         "mlflow_run_id": mv.run_id,
-        "mlflow_alias": CHAMPION,
+        "mlflow_alias": alias,  # the shadow finds the challenger by it
         "data_digest": metadata["data_digest"],
     }
     signatures = {"predict": {"batchable": True, "batch_dim": 0}}
