@@ -47,10 +47,23 @@ class CompiledModel:
         X = self.plan.matrix(records)
         return self.predict_matrix(X)
 
+    def predict_frame(self, frame: Any) -> np.ndarray:
+        """The same from a DataFrame of validated rows (spec column names)."""
+        return self.predict_matrix(self.plan.frame_matrix(frame))
+
     def predict_matrix(self, X: np.ndarray) -> np.ndarray:
         if self.float32_input:
             X = X.astype(np.float32).astype(np.float64)
         return self._run(np.ascontiguousarray(X, dtype=np.float64))
+
+    # Pickled (Spark ships the model to its executors) without the runtime session, which
+    # does not pickle; it is rebuilt from the bytes on the other side.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_run"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     # -- storage: a folder (MLflow artifacts) or a dict (BentoML custom object) --------------
     def to_dict(self) -> dict[str, Any]:

@@ -72,6 +72,12 @@ class Block:
                 "mean": self.mean, "scale": self.scale, "categories": self.categories}
 
 
+def _categories(values: list[Any]) -> np.ndarray:
+    # canonical_value: 3, 3.0 and "3" are one category, as SpecFeatures spells them
+    return np.array([np.nan if (v := canonical_value(x)) is None else v for x in values],
+                    dtype=object)
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
@@ -93,9 +99,21 @@ class FeaturePlan:
             raw = raw.reshape(rows, len(self.numeric))
             columns.update({name: raw[:, i] for i, name in enumerate(self.numeric)})
         for name in self.categorical:
-            columns[name] = np.array(
-                [np.nan if (v := canonical_value(r.get(name))) is None else v for r in records],
-                dtype=object)
+            columns[name] = _categories([r.get(name) for r in records])
+        return self._finish(columns, rows)
+
+    def frame_matrix(self, frame: Any) -> np.ndarray:
+        """The same from a DataFrame of validated rows (batch scoring reads files in frames)."""
+        rows = len(frame)
+        columns: dict[str, np.ndarray] = {}
+        if self.numeric:
+            raw = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            columns.update({name: raw[:, i] for i, name in enumerate(self.numeric)})
+        for name in self.categorical:
+            columns[name] = _categories(frame[name].tolist())
+        return self._finish(columns, rows)
+
+    def _finish(self, columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
         for eng in self.engineered:
             columns[eng["name"]] = _engineer(columns, eng)
         return np.hstack([block.apply(columns, rows) for block in self.blocks])

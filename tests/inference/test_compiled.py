@@ -131,3 +131,17 @@ def test_records_are_read_by_name_not_position() -> None:
     assert np.array_equal(model.predict(records), model.predict(reordered))
     frame = pd.DataFrame(records)
     assert np.array_equal(model.predict(frame.to_dict("records")), model.predict(records))
+
+
+def test_frames_score_as_records_and_the_model_pickles() -> None:
+    import pickle
+
+    for name in ("heart", "diabetes"):
+        spec, fitted, check = _fitted(name)
+        records = check_records(check.head(30))
+        frame = pd.DataFrame.from_records(records, columns=spec.feature_names)
+        for _, pipeline in fitted:
+            model = compile_pipeline(pipeline, spec, check).model
+            shipped = pickle.loads(pickle.dumps(model))
+            assert np.array_equal(model.predict_frame(frame), model.predict(records))
+            assert np.array_equal(shipped.predict(records), model.predict(records))
