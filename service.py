@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
 import numpy as np
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from inference.predictor import load_predictor
-from serving import redaction, upstream_fixes
+from serving import redaction, request_ids, store_api, upstream_fixes
 from serving.answers import Formatter
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
 from serving.batcher import MicroBatcher
@@ -36,6 +37,7 @@ from serving.metrics import ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_info
 from serving.overload import LoadShedMiddleware
+from serving.prediction_log import PredictionLog
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import ModelScorer
 from serving.shadow import load_shadow
@@ -99,6 +101,8 @@ class ModelRunner:
 
 
 http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, redoc_url=None)
+# History, feedback, online performance and drift (serving/store_api.py).
+http.include_router(store_api.make_router(SERVED))
 
 
 @bentoml.service(
@@ -138,10 +142,13 @@ class TabularService:
                 backup_count=MONITORING.capture.backup_count,
                 exclude=set(MONITORING.capture.exclude_features),
             )
-        self.drift = DriftMonitor(SERVED, MONITORING)
+        # Every scored record goes to the prediction store, off the request path.
+        self.log = PredictionLog(MONITORING.store, SERVED) if MONITORING.store.enabled else None
+        self.drift = DriftMonitor(SERVED, MONITORING, self.log)
         # The challenger (shadow.enabled, in_process only): scored after the champion answers.
         self.shadow = load_shadow(SETTINGS, SERVED, [self.capture.record] if self.capture else [])
         self._drift_task: asyncio.Task | None = None
+        self._store_task: asyncio.Task | None = None
 
     @bentoml.on_startup
     async def _start(self) -> None:
@@ -153,6 +160,8 @@ class TabularService:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self.drift.start)
             self._drift_task = loop.create_task(self.drift.run_forever())
+        if self.log is not None:  # writer counts, online metrics, the latest drift run
+            self._store_task = self.log.start(self.drift.export_stored)
         frozen = freeze_loaded_objects()
         logger.info("%d loaded objects exempted from garbage collection", frozen)
 
@@ -167,8 +176,12 @@ class TabularService:
             self.capture.close()  # drains the queue: every accepted record is written
         if self.batcher is not None:
             self.batcher.close()
+        if self._store_task is not None:
+            self._store_task.cancel()
+        if self.log is not None:
+            self.log.close()  # writes out every accepted record
 
-    async def _score(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _score(self, records: list[dict[str, Any]], endpoint: str) -> list[dict[str, Any]]:
         if self.batcher is not None:
             out = await self.batcher.score(records)
         else:
@@ -182,20 +195,23 @@ class TabularService:
             self.shadow.submit(records, answers)
         elif self.capture is not None:
             self.capture.record(records, answers)
-        return answers
+        ids, now = request_ids.record_ids(request_ids.current(), len(answers)), datetime.now(UTC)
+        if self.log is not None:
+            self.log.record(endpoint, ids, now, records, answers)
+        return request_ids.stamped(answers, ids, now)
 
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     @answers_503_when_unavailable
     async def predict(self, **record: Any) -> Any:
         """Score one record (a flat object of raw feature values)."""
         # model_construct: the answer is built by our own code, no need to validate it again.
-        return Prediction.model_construct(**(await self._score([record]))[0])
+        return Prediction.model_construct(**(await self._score([record], "predict"))[0])
 
     @bentoml.api(route="/predict_batch", input_spec=Batch, output_spec=Predictions)
     @answers_503_when_unavailable
     async def predict_batch(self, records: list[Any]) -> Any:
         """Score up to max_batch_records records; answers are in request order."""
-        answers = await self._score([r.model_dump() for r in records])
+        answers = await self._score([r.model_dump() for r in records], "predict_batch")
         return Predictions.model_construct(
             predictions=[Prediction.model_construct(**a) for a in answers])
 
@@ -203,40 +219,6 @@ class TabularService:
     def model_info(self) -> dict[str, Any]:
         """Model name and version, MLflow links, metrics, task, classes and feature schema."""
         return SERVED.info() | {"engine": ENGINE}
-
-    @http.get("/drift", responses=NOT_FOUND)
-    def drift_summary(self) -> JSONResponse:
-        """The latest drift check: share of drifted features and per-feature statistics."""
-        summary = self.drift.latest()
-        if summary is None:
-            return JSONResponse(
-                {"error": "no drift check has run yet", "detail": self.drift.status()},
-                status_code=404)
-        return JSONResponse(summary)
-
-    @http.post("/drift/check", responses={
-        409: {"description": "too few captured records", **ERROR},
-        501: {"description": "Evidently not installed", **ERROR}})
-    async def drift_check(self) -> JSONResponse:
-        """Run a drift check now instead of waiting for the next periodic one."""
-        if not self.drift.available():
-            return JSONResponse({"error": "Evidently is not installed in this image; run "
-                                 "`python -m serving.drift` against the capture instead"},
-                                status_code=501)
-        loop = asyncio.get_running_loop()
-        summary = await loop.run_in_executor(None, self.drift.check)
-        if summary is None:
-            return JSONResponse({"error": "not enough captured records",
-                                 "detail": self.drift.status()}, status_code=409)
-        return JSONResponse(summary.to_dict())
-
-    @http.get("/drift/report", response_class=HTMLResponse, responses=NOT_FOUND)
-    def drift_report(self) -> Any:
-        """The latest drift check's Evidently HTML report."""
-        path = self.drift.report_path
-        if not path.is_file():
-            return JSONResponse({"error": "no drift report yet"}, status_code=404)
-        return FileResponse(path, media_type="text/html")
 
     @http.get("/v2/health/live")
     def v2_live(self) -> dict[str, bool]:
@@ -272,12 +254,15 @@ class TabularService:
         if errors:
             return JSONResponse({"error": f"{len(errors)} validation error(s)", "detail": errors},
                                 status_code=400)
-        answers = await self._score(records)
+        answers = await self._score(records, "v2")
+        # The V2 answer's `id` echoes the request's; our ids and time go in `parameters`.
+        parameters = request_ids.v2_parameters(answers)
         # Serialised once, here: returned as a model, FastAPI would validate the answer we
         # just built and encode it again (about a fifth of this route's CPU per request).
         body = InferResponse.model_construct(
             model_name=SERVED.name, model_version=SERVED.version, id=request.id,
-            outputs=self.formatter.v2_outputs(answers)).model_dump_json(exclude_none=False)
+            parameters=parameters, outputs=self.formatter.v2_outputs(answers),
+        ).model_dump_json(exclude_none=False)
         return Response(body, media_type="application/json")
 
 
@@ -309,3 +294,5 @@ TabularService.add_asgi_middleware(
     LandingPageMiddleware, served=SERVED, api_key=API_KEY is not None,
     max_batch_records=SETTINGS.max_batch_records,
 )
+# X-Request-ID in, the same (or a new UUID) out; the answers and the store carry it.
+TabularService.add_asgi_middleware(request_ids.RequestIdMiddleware, paths=SCORING_PATHS)

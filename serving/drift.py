@@ -5,7 +5,13 @@ Evidently 0.7's DataDriftPreset, with the column types taken from the data set s
 so Evidently picks a fitting test per column (K-S / chi-square or Z-test on small
 samples, Wasserstein / Jensen-Shannon distance on large ones).
 
-    python -m serving.drift --model NAME [--capture-dir DIR] [--window 1000] [--out DIR]
+    python -m serving.drift [--model NAME] [--store-url URL] [--window 1000] [--cleanup]
+    python -m serving.drift --capture-dir DIR [--out DIR]   # JSON-lines capture files instead
+
+By default the window is the newest predictions in the prediction store (every replica's
+traffic) and the summary and HTML report are saved there as a drift run, which every
+replica serves on GET /drift; run this way it is the Kubernetes CronJob
+(k8s/base/drift-cronjob.yaml).
 """
 
 from __future__ import annotations
@@ -185,14 +191,54 @@ def check_capture(tag: str, capture_dir: Path, out: Path, *, window: int, min_ro
     return check_records(served.tag, captured_frame(lines), out, drift_share=drift_share)
 
 
+def check_store(tag: str, url: str, *, window: int, min_rows: int, drift_share: float,
+                out: Path | None = None) -> DriftSummary | str:
+    """Drift of the newest `window` stored predictions of model `tag` (this version, from
+    every replica), saved to the store as a drift run with its report (and to `out`), or
+    why there are too few."""
+    import tempfile
+
+    from serving.model_store import find_served_model
+    from store import PredictionStore
+
+    served = find_served_model(tag)
+    store = PredictionStore.from_url(url, migrate_schema=False)
+    try:
+        current = store.recent_features(served.name, limit=window,
+                                        model_version=served.version)
+        if len(current) < min_rows:
+            return (f"{len(current)} stored predictions of {served.tag}, need {min_rows}; "
+                    "send traffic or lower drift.min_rows")
+        with tempfile.TemporaryDirectory() as tmp:
+            report = (out or Path(tmp)) / REPORT_FILE
+            summary = compute_drift(served.spec, served.reference, current,
+                                    model_name=served.name, model_version=served.version,
+                                    share_threshold=drift_share, report_path=report)
+            html = report.read_text(encoding="utf-8") if report.is_file() else None
+        if out is not None:
+            write_summary(summary, out)
+        store.save_drift_run(summary.to_dict(), html)
+        return summary
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     from serving.config import load_serving_config, model_tag
+    from store import resolve_url
 
     settings = load_serving_config()
     monitoring = settings.monitoring
-    parser = argparse.ArgumentParser(description="Drift of captured records vs the reference")
+    parser = argparse.ArgumentParser(description="Drift of served records vs the reference")
     parser.add_argument("--model", default=settings.served_tag, help="model name or tag")
-    parser.add_argument("--capture-dir", type=Path, default=monitoring.capture_dir)
+    parser.add_argument("--store-url", help="prediction store (default: PREDICTION_STORE_URL, "
+                        "else monitoring.store.url)")
+    parser.add_argument("--capture-dir", type=Path,
+                        help="read JSON-lines capture files here instead of the store")
+    parser.add_argument("--cleanup", action="store_true", help="then delete predictions "
+                        "older than monitoring.store.retention_days from the store")
+    parser.add_argument("--too-few-ok", action="store_true", help="exit 0 when there are "
+                        "too few rows to judge (a CronJob with little traffic is not failing)")
     parser.add_argument("--window", type=int, default=monitoring.drift.window_rows)
     parser.add_argument("--min-rows", type=int, default=monitoring.drift.min_rows)
     parser.add_argument("--drift-share", type=float, default=monitoring.drift.drift_share)
@@ -202,24 +248,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tag = model_tag(args.model)
-    out = args.out or args.capture_dir / "drift"
+    url = resolve_url(args.store_url or monitoring.store.url)
+    out = args.out or (args.capture_dir / "drift" if args.capture_dir else None)
     if args.current:
+        out = out or monitoring.capture_dir / "drift"
         summary = check_records(tag, pd.read_csv(args.current), out,
                                 drift_share=args.drift_share)
     else:
-        result = check_capture(tag, args.capture_dir, out, window=args.window,
-                               min_rows=args.min_rows, drift_share=args.drift_share)
+        if args.capture_dir:
+            result = check_capture(tag, args.capture_dir, out, window=args.window,
+                                   min_rows=args.min_rows, drift_share=args.drift_share)
+        else:
+            result = check_store(tag, url, window=args.window, min_rows=args.min_rows,
+                                 drift_share=args.drift_share, out=out)
+        if args.cleanup:
+            cleanup(url, monitoring.store.retention_days)
         if isinstance(result, str):
             print(result, file=sys.stderr)
-            return TOO_FEW_ROWS
+            return 0 if args.too_few_ok else TOO_FEW_ROWS
         summary = result
     drifted = [f.feature for f in summary.features if f.drifted]
     print(f"{summary.model_name} {summary.model_version}: {summary.window_rows} rows vs "
           f"{summary.reference_rows} reference rows; drifted {len(drifted)}/"
           f"{len(summary.features)} features ({summary.drift_share:.0%}): {drifted}; "
           f"drift detected: {summary.drift_detected}")
-    print(f"report: {out / REPORT_FILE}; summary: {out / SUMMARY_FILE}")
+    print(f"report: {out / REPORT_FILE}; summary: {out / SUMMARY_FILE}" if out else
+          "summary and report saved to the prediction store (GET /drift, /drift/report)")
     return 0
+
+
+def cleanup(url: str, retention_days: float) -> None:
+    from store import PredictionStore
+
+    store = PredictionStore.from_url(url, migrate_schema=False)
+    try:
+        done = store.cleanup(retention_days)
+    finally:
+        store.close()
+    print(f"retention: deleted {done.predictions} predictions and {done.drift_runs} drift "
+          f"runs older than {done.cutoff}")
 
 
 if __name__ == "__main__":

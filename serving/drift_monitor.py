@@ -1,8 +1,10 @@
-"""The service's periodic drift check: captured records vs the model's reference sample.
+"""The service's periodic drift check: served records vs the model's reference sample.
 
 Run for one API worker every `drift.interval_s` (and on POST /drift/check) in a child
-process, which writes the Evidently HTML report and a JSON summary next to the capture;
-the worker exports the result as Prometheus gauges.
+process. With the prediction store (the default) the window is the store's newest
+predictions, every replica's, and the summary and HTML report are saved there as a drift
+run, which every replica serves and exports; without it, the JSON-lines capture is read
+and the report and summary are files next to it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from serving.config import MonitoringConfig
-from serving.drift import REPORT_FILE, SUMMARY_FILE, DriftSummary, check_capture
+from serving.drift import REPORT_FILE, SUMMARY_FILE, DriftSummary, check_capture, check_store
 from serving.metrics import (
     DRIFT_DETECTED,
     DRIFT_LAST_CHECK,
@@ -28,6 +30,7 @@ from serving.metrics import (
     FEATURE_DRIFTED,
 )
 from serving.model_store import ServedModel
+from serving.prediction_log import PredictionLog
 
 logger = logging.getLogger("tabular.drift")
 CHECK_TIMEOUT_S = 600
@@ -43,9 +46,11 @@ def _drift_process_init() -> None:
 
 
 class DriftMonitor:
-    def __init__(self, served: ServedModel, config: MonitoringConfig) -> None:
+    def __init__(self, served: ServedModel, config: MonitoringConfig,
+                 log: PredictionLog | None = None) -> None:
         self.served = served
         self.config = config
+        self.log = log  # the prediction store; None: the capture files
         self.out_dir = config.capture_dir / "drift" / served.name
         self.report_path = self.out_dir / REPORT_FILE
         self.summary_path = self.out_dir / SUMMARY_FILE
@@ -70,11 +75,17 @@ class DriftMonitor:
         """
         drift = self.config.drift
         with self._one_at_a_time:
+            options = {"window": drift.window_rows, "min_rows": drift.min_rows,
+                       "drift_share": drift.drift_share}
             try:
-                result = self._child().submit(
-                    check_capture, self.served.tag, self.config.capture_dir, self.out_dir,
-                    window=drift.window_rows, min_rows=drift.min_rows,
-                    drift_share=drift.drift_share).result(timeout=CHECK_TIMEOUT_S)
+                if self.log is not None:
+                    future = self._child().submit(check_store, self.served.tag, self.log.url,
+                                                  **options)
+                else:
+                    future = self._child().submit(check_capture, self.served.tag,
+                                                  self.config.capture_dir, self.out_dir,
+                                                  **options)
+                result = future.result(timeout=CHECK_TIMEOUT_S)
             except BrokenProcessPool:
                 self._pool = None  # the child died (e.g. out of memory): a new one next time
                 raise
@@ -124,13 +135,30 @@ class DriftMonitor:
                 logger.exception("drift check failed")
                 self.last_error = "drift check failed; see the service log"
 
+    def export_stored(self, summary: dict[str, Any]) -> None:
+        """Gauges from a drift run another replica or the CronJob saved to the store."""
+        self.export(DriftSummary.from_dict(summary))
+
     def latest(self) -> dict[str, Any] | None:
+        """The latest summary (blocking: with the store, a query)."""
+        if self.log is not None:
+            run = self.log.store.latest_drift_run(self.served.name, self.served.version)
+            return run["summary"] if run is not None else None
         try:
             return json.loads(self.summary_path.read_text())
         except (OSError, ValueError):
             return None
 
+    def report_html(self) -> str | None:
+        """The latest check's HTML report (blocking)."""
+        if self.log is not None:
+            run = self.log.store.latest_drift_run(self.served.name, self.served.version,
+                                                  with_report=True)
+            return run["report_html"] if run is not None else None
+        return self.report_path.read_text() if self.report_path.is_file() else None
+
     def status(self) -> dict[str, Any]:
-        return {"capture_dir": str(self.config.capture_dir),
+        return {"source": "prediction store" if self.log is not None else "capture",
+                "capture_dir": str(self.config.capture_dir),
                 "interval_s": self.config.drift.interval_s,
                 "min_rows": self.config.drift.min_rows, "last_error": self.last_error}

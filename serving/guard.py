@@ -15,7 +15,9 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 
-PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info")
+# "/predict" also covers the prediction history, /predictions.
+PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info", "/feedback",
+                      "/performance")
 OPEN_SUFFIXES = ("/ready",)  # /v2/models/{name}/ready is a probe
 V2_PREFIX = "/v2/"  # a body without a Content-Type is JSON here
 BINARY_TENSORS_HEADER = "inference-header-content-length"  # Triton's binary extension

@@ -79,7 +79,15 @@ def batch_model(spec: DatasetSpec, record: type[BaseModel], max_records: int) ->
 
 def prediction_model(spec: DatasetSpec) -> type[BaseModel]:
     """The answer for one record; its fields depend on the task."""
-    fields: dict[str, Any] = {"model_name": (str, ...), "model_version": (str, ...)}
+    fields: dict[str, Any] = {
+        "model_name": (str, ...), "model_version": (str, ...),
+        "request_id": (str, Field(description=(
+            "this record's id, for GET /predictions/{request_id} and POST /feedback: the "
+            "request's X-Request-ID (else a new UUID); record i of a multi-record request "
+            "is '<id>.<i>'"))),
+        "timestamp": (str, Field(description="when it was scored (UTC, ISO 8601)",
+                                 json_schema_extra={"format": "date-time"})),
+    }
     if not spec.is_classifier:
         unit = f" [{spec.target.unit}]" if spec.target.unit else ""
         fields["prediction"] = (float, Field(description=f"{spec.target.description}{unit}"))

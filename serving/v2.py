@@ -46,6 +46,8 @@ class InferResponse(BaseModel):
     model_name: str
     model_version: str | None = None
     id: str | None = None
+    # request_id and timestamp (and request_ids, one per row, when there are several rows)
+    parameters: dict[str, Any] | None = None
     outputs: list[InferOutput]
 
 

@@ -49,6 +49,10 @@ def serving_config(tmp: Path, model_name: str, changes: dict | None = None) -> P
     config["monitoring"]["directory"] = str(tmp / "capture")
     config["monitoring"]["drift"] |= {"interval_s": 3600, "min_rows": 20}
     config["monitoring"]["capture"]["exclude_features"] = ["sex"]
+    # The store is a file of this server's unless a test points it at PostgreSQL.
+    config["monitoring"]["store"] |= {"url": f"sqlite:///{tmp / 'predictions.db'}",
+                                      "exclude_features": ["sex"], "flush_interval_s": 0.2,
+                                      "metrics_interval_s": 2}
     config = merged(config, changes or {})
     path = tmp / "serving.yaml"
     path.write_text(yaml.safe_dump(config))

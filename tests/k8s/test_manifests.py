@@ -109,4 +109,41 @@ def test_cluster_serving_config_validates_and_follows_the_repository_one() -> No
     ServingConfig.model_validate(cluster)
     assert cluster["monitoring"]["directory"].startswith("/tmp/")
     cluster["monitoring"]["directory"] = repository["monitoring"]["directory"]
+    # The store's SQLite file lives in the pod's emptyDir (PostgreSQL comes from a Secret).
+    assert cluster["monitoring"]["store"]["url"].startswith("sqlite:////tmp/")
+    cluster["monitoring"]["store"]["url"] = repository["monitoring"]["store"]["url"]
     assert cluster == repository
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_drift_cronjob_reads_the_shared_store_with_the_drift_image(overlay: str) -> None:
+    from serving.drift import main
+
+    objects = by_kind(render(overlay))
+    job = objects["CronJob"]
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    deployment = objects["Deployment"]["spec"]["template"]["spec"]
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    # The image built with WITH_DRIFT=1, from the same registry and tag as the service's.
+    service_image = deployment["containers"][0]["image"]
+    assert container["image"] == service_image.replace("tabular-serving", "tabular-serving-drift")
+    assert container["command"][:3] == ["python", "-m", "serving.drift"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PREDICTION_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tabular-serving-store", "key": "url"}  # required: no fleet without it
+    served_env = {e["name"]: e for e in deployment["containers"][0]["env"]}
+    assert served_env["PREDICTION_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "tabular-serving-store", "key": "url", "optional": True}
+    assert env["SERVING_CONFIG"]["value"] == "/config/serving.yaml"
+    assert pod["volumes"][0]["configMap"]["name"] == objects["ConfigMap"]["metadata"]["name"]
+    assert pod["securityContext"] == deployment["securityContext"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+    # Its arguments parse with the CLI (--help exits before anything is read).
+    with pytest.raises(SystemExit) as done:
+        main([*container["command"][3:], "--help"])
+    assert done.value.code == 0
+    # The network policy lets its pods (and the service's) reach PostgreSQL.
+    egress = objects["NetworkPolicy"]["spec"]["egress"]
+    assert any(p.get("port") == 5432 for rule in egress for p in rule.get("ports", []))

@@ -1,0 +1,87 @@
+"""Request ids: every scoring request gets one, the client's `X-Request-ID` if it sent a
+usable one, else a new UUID, echoed in the `X-Request-ID` response header.
+
+An ASGI middleware sets it in a context variable for the request's task, so the scoring code
+reads it without every endpoint's signature carrying the request. A request with one record
+stores and answers that record under the id itself; with N records (a batch, V2 tensors of
+N rows) record i is `<id>.<i>`, so the client can still look each one up by its own id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from datetime import datetime
+from typing import Any
+
+HEADER = "X-Request-ID"
+_HEADER_KEY = HEADER.lower().encode()
+# Room for the ".<index>" suffix within the store's 128 characters; no spaces or controls,
+# so an id is safe in a URL path (GET /predictions/{request_id}) and in a log line.
+_USABLE = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def usable(given: str) -> bool:
+    return _USABLE.fullmatch(given) is not None
+
+
+def current() -> str:
+    """This request's id (a new one outside a request, e.g. in a unit test)."""
+    return REQUEST_ID.get() or new_id()
+
+
+def record_ids(base: str, count: int) -> list[str]:
+    return [base] if count == 1 else [f"{base}.{i}" for i in range(count)]
+
+
+def stamped(answers: list[dict[str, Any]], ids: list[str],
+            at: datetime) -> list[dict[str, Any]]:
+    """The answers as the client gets them: each with its record's id and the time."""
+    stamp = at.isoformat()
+    return [a | {"request_id": i, "timestamp": stamp} for a, i in zip(answers, ids, strict=True)]
+
+
+def v2_parameters(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A V2 answer's `parameters`: the request's id and time, and each row's id if several."""
+    parameters = {"request_id": current(), "timestamp": answers[0]["timestamp"]}
+    if len(answers) > 1:
+        parameters["request_ids"] = [a["request_id"] for a in answers]
+    return parameters
+
+
+class RequestIdMiddleware:
+    """Assigns the id before the app runs and adds the header to whatever it answers."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], paths: set[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k.lower() == _HEADER_KEY), b"")
+        text = given.decode("latin-1").strip()
+        # An id we cannot store or put in a URL is replaced; the header says which one we used.
+        request_id = text if usable(text) else new_id()
+        token = REQUEST_ID.set(request_id)
+
+        async def with_header(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != _HEADER_KEY]
+                headers.append((_HEADER_KEY, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_header)
+        finally:
+            REQUEST_ID.reset(token)
