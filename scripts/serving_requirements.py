@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # project is installed (python -m serving.drift); in the image /drift/check says so.
 SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pydantic-settings", "pyyaml",
            "onnxruntime", "treelite",  # the compiled model path (inference/)
-           "prometheus-client", "fastapi", "aiohttp"]
+           "prometheus-client", "fastapi", "aiohttp",
+           # the prediction store (store/): SQLite or PostgreSQL, with its migrations
+           "sqlalchemy", "alembic", "psycopg", "psycopg-binary"]
 
 
 def normalise(name: str) -> str:
