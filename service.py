@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import bentoml
@@ -146,7 +147,7 @@ class TabularService:
         self.log = PredictionLog(MONITORING.store, SERVED) if MONITORING.store.enabled else None
         self.drift = DriftMonitor(SERVED, MONITORING, self.log)
         # The challenger (shadow.enabled, in_process only): scored after the champion answers.
-        self.shadow = load_shadow(SETTINGS, SERVED, [self.capture.record] if self.capture else [])
+        self.shadow = load_shadow(SETTINGS, SERVED)
         self._drift_task: asyncio.Task | None = None
         self._store_task: asyncio.Task | None = None
 
@@ -171,7 +172,7 @@ class TabularService:
             self._drift_task.cancel()
         self.drift.close()
         if self.shadow is not None:
-            self.shadow.close()  # its last answers go to the capture before it closes
+            self.shadow.close()  # records its last answers before capture and store close
         if self.capture is not None:
             self.capture.close()  # drains the queue: every accepted record is written
         if self.batcher is not None:
@@ -191,14 +192,19 @@ class TabularService:
             except UNAVAILABLE as exc:
                 raise ModelUnavailable from exc
         answers = [self.formatter.answer(row) for row in out]
-        if self.shadow is not None:  # records both answers once the challenger has scored
-            self.shadow.submit(records, answers)
-        elif self.capture is not None:
-            self.capture.record(records, answers)
         ids, now = request_ids.record_ids(request_ids.current(), len(answers)), datetime.now(UTC)
+        record = partial(self._record, endpoint, ids, now)
+        # With a shadow, both answers are recorded once the challenger has scored (off path).
+        if self.shadow is None or not self.shadow.submit(records, answers, record):
+            record(records, answers)
+        return request_ids.stamped(answers, ids, now)
+
+    def _record(self, endpoint: str, ids: list[str], now: datetime,
+                records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
+        if self.capture is not None:
+            self.capture.record(records, answers)
         if self.log is not None:
             self.log.record(endpoint, ids, now, records, answers)
-        return request_ids.stamped(answers, ids, now)
 
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     @answers_503_when_unavailable

@@ -4,9 +4,11 @@ Answers come only from the champion. After a request's champion answers are buil
 service hands its records and answers to `Shadow.submit`, which only appends them to a
 bounded queue (a lock and a deque: microseconds). One thread of its own takes everything
 queued, scores it with the challenger in one call (so the challenger sees batches as big as
-the champion's), compares, counts and records both answers. When the queue is full the
-records are dropped for the shadow (counted) instead of queueing without bound, so a slow
-or stuck challenger can never hold the champion's memory or time.
+the champion's), compares, counts, and calls the request's recorder (capture and prediction
+store) with each answer carrying the challenger's under `shadow`. When the queue is full the
+records are dropped for the shadow (counted; the caller records the champion's answers
+alone) instead of queueing without bound, so a slow or stuck challenger can never hold the
+champion's memory or time.
 
 Which challenger: `shadow.model_tag` (env SHADOW_MODEL_TAG), else the BentoML twin of the
 served model's name labelled `mlflow_alias: challenger` (training/lifecycle.py keeps that
@@ -58,7 +60,7 @@ SHADOW_LAG_SECONDS = Histogram(
     LABELS, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0))
 
 Recorder = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
-Job = tuple[list[dict[str, Any]], list[dict[str, Any]], float]
+Job = tuple[list[dict[str, Any]], list[dict[str, Any]], float, Recorder]
 
 
 def challenger_tag(settings: ServingConfig, served: ServedModel) -> str | None:
@@ -82,8 +84,7 @@ def compatible(champion: ServedModel, challenger: ServedModel) -> str | None:
 
 class Shadow:
     def __init__(self, champion: ServedModel, challenger: ServedModel, predictor: Predictor,
-                 formatter: Formatter, *, max_queue_rows: int, rtol: float,
-                 recorders: list[Recorder]) -> None:
+                 formatter: Formatter, *, max_queue_rows: int, rtol: float) -> None:
         self.challenger = challenger
         self.predictor = predictor
         self.formatter = formatter
@@ -93,7 +94,6 @@ class Shadow:
             self.columns = [order.index(c) for c in challenger.classes]
         self.max_queue_rows = max_queue_rows
         self.rtol = rtol
-        self.recorders = recorders
         labels = {"model_name": champion.name, "model_version": champion.version,
                   "challenger_version": challenger.version}
         self.rows, self.agreed = SHADOW_ROWS.labels(**labels), SHADOW_AGREED.labels(**labels)
@@ -109,18 +109,18 @@ class Shadow:
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
 
-    def submit(self, records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> bool:
-        """Queue the champion's answered records for the challenger; False if dropped (the
-        champion's answers are then recorded alone, at once)."""
+    def submit(self, records: list[dict[str, Any]], answers: list[dict[str, Any]],
+               record: Recorder) -> bool:
+        """Queue the champion's answered records for the challenger, who calls `record` with
+        both answers; False if dropped (the caller then records the champion's alone)."""
         with self._lock:
             accept = not self._closed and self._queued_rows + len(records) <= self.max_queue_rows
             if accept:
-                self._jobs.append((records, answers, time.perf_counter()))
+                self._jobs.append((records, answers, time.perf_counter(), record))
                 self._queued_rows += len(records)
                 start, self._draining = not self._draining, True
         if not accept:
             self.dropped.inc(len(records))
-            self._record(records, answers)
             return False
         if start:
             self._executor.submit(self._drain)
@@ -140,12 +140,12 @@ class Shadow:
                 self._score(jobs)
             except Exception:  # the shadow must never stop: count, log, record champion only
                 logger.exception("shadow challenger %s failed", self.challenger.tag)
-                for records, answers, _ in jobs:
+                for records, answers, _, record in jobs:
                     self.errors.inc(len(records))
-                    self._record(records, answers)
+                    self._record(record, records, answers)
 
     def _score(self, jobs: list[Job]) -> None:
-        records = [r for batch, _, _ in jobs for r in batch]
+        records = [r for batch, *_ in jobs for r in batch]
         start = time.perf_counter()
         out = self.predictor.predict(records)
         if self.classifier:
@@ -153,7 +153,7 @@ class Shadow:
         done = time.perf_counter()
         self.call_seconds.observe(done - start)
         at = 0
-        for batch, answers, queued in jobs:
+        for batch, answers, queued, record in jobs:
             rows = out[at:at + len(batch)]
             at += len(batch)
             shadows = [self.formatter.answer(row) for row in rows]
@@ -164,7 +164,8 @@ class Shadow:
             self._agreements += agreed
             self.lag.observe(done - queued)
             # Copies: the champion's answer dicts belong to the response already sent.
-            self._record(batch, [a | {"shadow": s} for a, s in zip(answers, shadows, strict=True)])
+            both = [a | {"shadow": s} for a, s in zip(answers, shadows, strict=True)]
+            self._record(record, batch, both)
         self.rate.set(self._agreements / self._scored)
 
     def agree(self, champion: dict[str, Any], challenger: dict[str, Any]) -> bool:
@@ -173,12 +174,13 @@ class Shadow:
         expected = float(champion["prediction"])
         return bool(abs(float(challenger["prediction"]) - expected) <= self.rtol * abs(expected))
 
-    def _record(self, records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
-        for record in self.recorders:
-            try:
-                record(records, answers)
-            except Exception:  # a recorder's failure must not stop the shadow thread
-                logger.exception("recording shadow answers failed")
+    @staticmethod
+    def _record(record: Recorder, records: list[dict[str, Any]],
+                answers: list[dict[str, Any]]) -> None:
+        try:
+            record(records, answers)
+        except Exception:  # a recorder's failure must not stop the shadow thread
+            logger.exception("recording shadow answers failed")
 
     def close(self) -> None:
         """Stop accepting, then score and record what was accepted (before capture closes)."""
@@ -187,8 +189,7 @@ class Shadow:
         self._executor.shutdown(wait=True)
 
 
-def load_shadow(settings: ServingConfig, champion: ServedModel,
-                recorders: list[Recorder]) -> Shadow | None:
+def load_shadow(settings: ServingConfig, champion: ServedModel) -> Shadow | None:
     """The configured challenger, loaded; None when shadow is off or (automatic choice) the
     store has no challenger for this model. An explicit tag that is missing fails start-up."""
     if not settings.shadow.enabled:
@@ -209,4 +210,4 @@ def load_shadow(settings: ServingConfig, champion: ServedModel,
                 champion.tag)
     return Shadow(champion, challenger, predictor, formatter,
                   max_queue_rows=settings.shadow.max_queue_rows,
-                  rtol=settings.shadow.regression_rtol, recorders=recorders)
+                  rtol=settings.shadow.regression_rtol)
