@@ -29,6 +29,11 @@ from training.promotion import promotion_decision
 from training.split import Split, split_data
 
 CONFIG = small_config()
+# Loaded at import, outside any test: the data loading is not under test here, so mutmut
+# (which runs, per mutant, the tests that call the mutated function) does not run these slow
+# registry tests for every mutant of the data validation.
+DATASETS = {name: load_dataset(load_dataset_spec(name))
+            for name in ("breast_cancer", "diabetes", "iris")}
 
 
 @dataclass
@@ -74,7 +79,7 @@ def _crown(dataset: Dataset) -> tuple[Split, object]:
 
 @pytest.fixture(scope="module", params=["breast_cancer", "diabetes"])
 def champion(request, registry_dir: Path) -> Champion:
-    dataset = load_dataset(load_dataset_spec(request.param))
+    dataset = DATASETS[request.param]
     split, model = _crown(dataset)
     old = selection_score(model, split.X_test, split.y_test, dataset.spec)
     return Champion(dataset, split, model, old, step=0.01 * abs(old))
@@ -148,10 +153,13 @@ def test_a_champion_that_cannot_be_scored_is_kept_with_the_reason(champion: Cham
     assert reason.startswith("the current champion (version 1) cannot be scored on this data (")
     assert reason.endswith("); use --force-promote to replace it")
     assert first in reason  # the error names what is wrong
+    with pytest.raises(Exception) as error:  # whatever the model raises
+        selection_score(champion.model, broken.X_test, broken.y_test, champion.dataset.spec)
+    assert f"({type(error.value).__name__}: " in reason
 
 
 def test_the_first_model_becomes_champion(registry_dir: Path) -> None:
-    dataset = load_dataset(load_dataset_spec("iris"))
+    dataset = DATASETS["iris"]
     c = Champion(dataset, split_data(dataset, CONFIG), None, 0.0, 0.0)
     assert decide(c, 0.93333) == (True, "first champion (accuracy 0.9333)")
     assert decide(c, 0.5, force=True) == (True, "forced with --force-promote")

@@ -8,6 +8,8 @@ with the margin.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn import metrics
@@ -29,10 +31,13 @@ from training.pipelines import build_candidates
 from training.split import Split, split_data
 
 CONFIG = small_config()
+# Loaded at import, outside any test: mutants of the data loading need not run these tests.
+DATASETS = {name: load_dataset(load_dataset_spec(name))
+            for name in ("breast_cancer", "iris", "diabetes")}
 
 
 def _fitted(name: str) -> tuple[DatasetSpec, Split, object]:
-    dataset = load_dataset(load_dataset_spec(name))
+    dataset = DATASETS[name]
     split = split_data(dataset, CONFIG)
     model = clone(build_candidates(dataset.spec, CONFIG)[0].pipeline)
     return dataset.spec, split, model.fit(split.X_train, split.y_train)
@@ -84,15 +89,22 @@ def test_binary_hold_out_metrics_are_for_the_positive_class() -> None:
     assert selection_score(model, split.X_test, split.y_test, spec) == got["roc_auc"]
 
 
-def test_a_classifier_predicting_no_positive_has_zero_precision_not_an_error() -> None:
+def test_undefined_precision_recall_and_f1_are_zero_without_warnings() -> None:
+    """A fold where nothing is predicted positive, or with no positive rows, scores 0 (never
+    a perfect 1), silently: CV over many settings would print a warning per fold."""
     spec, split, _ = _fitted("breast_cancer")
     never = DummyClassifier(strategy="constant", constant="benign").fit(
         split.X_train, split.y_train)
-    got = holdout_metrics(never, split.X_test, split.y_test, spec)
-    assert got["precision"] == got["recall"] == got["f1"] == 0.0
+    negatives = split.y_test != spec.target.positive_class
     scorers = cv_scorers(spec)
-    for name in ("precision", "recall", "f1"):
-        assert metrics.get_scorer(scorers[name])(never, split.X_test, split.y_test) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = holdout_metrics(never, split.X_test, split.y_test, spec)
+        assert got["precision"] == got["recall"] == got["f1"] == 0.0
+        for name in ("precision", "recall", "f1"):
+            scorer = metrics.get_scorer(scorers[name])
+            assert scorer(never, split.X_test, split.y_test) == 0.0, name
+            assert scorer(never, split.X_test[negatives], split.y_test[negatives]) == 0.0, name
 
 
 def test_multiclass_and_regression_hold_out_metrics() -> None:
@@ -131,9 +143,9 @@ def test_multiclass_and_regression_hold_out_metrics() -> None:
 ])
 def test_is_better_in_the_metric_s_direction_by_more_than_the_margin(
         name: str, new: float, old: float, margin: float, better: bool) -> None:
-    assert is_better(new, old, load_dataset_spec(name), margin) is better
+    assert is_better(new, old, DATASETS[name].spec, margin) is better
 
 
 def test_is_better_without_a_margin_is_a_strict_comparison() -> None:
-    spec = load_dataset_spec("diabetes")
+    spec = DATASETS["diabetes"].spec
     assert is_better(49.999, 50.0, spec) and not is_better(50.0, 50.0, spec)

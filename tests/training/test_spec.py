@@ -7,6 +7,7 @@ from contract.spec import (
     SPEC_DIR,
     DatasetSpec,
     SpecError,
+    TargetSpec,
     available_datasets,
     canonical_value,
     load_dataset_spec,
@@ -33,8 +34,21 @@ def test_every_spec_file_is_a_known_preset() -> None:
 
 
 def test_unknown_preset_names_the_known_ones() -> None:
-    with pytest.raises(SpecError, match=r"known presets: .*breast_cancer"):
+    with pytest.raises(SpecError, match=r"known presets: breast_cancer, california_housing, "
+                                        r"diabetes, heart, iris$"):
         load_dataset_spec("no_such_data")
+
+
+def test_a_spec_file_may_end_in_yml(tmp_path) -> None:
+    path = tmp_path / "mine.yml"
+    path.write_text((SPEC_DIR / "iris.yaml").read_text())
+    assert load_dataset_spec(path) == load_dataset_spec("iris")
+
+
+def test_labels_without_a_mapping_are_the_classes_themselves() -> None:
+    target = TargetSpec(name="y", task="multiclass", description="d", classes=["a", "b", "3"])
+    assert [target.label_of(v) for v in ("a", " b ", 3.0, "c", None)] == ["a", "b", "3",
+                                                                         None, None]
 
 
 def _spec_dict() -> dict:
@@ -71,7 +85,8 @@ def test_invalid_specs_are_refused_with_the_file_and_rule(tmp_path, mutate, mess
 @pytest.mark.parametrize(
     ("value", "expected"),
     [(3, "3"), (3.0, "3"), ("3", "3"), (" 3.0 ", "3"), ("INLAND", "INLAND"), (2.5, "2.5"),
-     (float("nan"), None), (None, None), (True, "1")],
+     (float("nan"), None), (None, None), (True, "1"),
+     ("1e3", "1e3"), ("2E1", "2E1")],  # written with an exponent: a code, kept as written
 )
 def test_canonical_value_spells_each_category_once(value, expected) -> None:
     assert canonical_value(value) == expected
