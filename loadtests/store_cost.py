@@ -1,0 +1,100 @@
+"""What the prediction store costs at maximum throughput: the service as configured, with
+`monitoring.store.enabled` on and off, under the benchmark's closed-loop load on /predict
+(loadtests.benchmark's champion, clients and seconds), in alternating rounds so that drift
+in the machine's speed falls on both. Writes reports/store-cost.json.
+
+    python -m loadtests.store_cost [--rounds 2] [--seconds 20] [--postgres-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.benchmark import (
+    CONSOLE,
+    DEFAULT_CONFIG,
+    BenchmarkConfig,
+    bentoml_server,
+    measure,
+    train_champion,
+)
+from loadtests.server import ROOT
+
+OUT = ROOT / "reports" / "store-cost.json"
+
+
+def serving_config(home: Path, enabled: bool) -> Path:
+    config = yaml.safe_load((ROOT / "configs" / "serving.yaml").read_text())
+    config["monitoring"]["directory"] = str(home / "capture")
+    config["monitoring"]["drift"]["enabled"] = False  # measure the store, not Evidently
+    config["monitoring"]["store"] |= {"enabled": enabled,
+                                      "url": f"sqlite:///{home / 'predictions.db'}"}
+    path = home / f"serving-store-{'on' if enabled else 'off'}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(config: BenchmarkConfig, rounds: int, postgres_url: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="store-cost-") as tmp:
+        home = Path(tmp)
+        CONSOLE.print(f"[bold]training[/] {config.dataset} ({config.candidate}) into {home}")
+        tag = train_champion(config, home)
+        from loadtests.payloads import reference_records
+
+        _, records = reference_records(tag)
+        env = {"BENTOML_HOME": os.environ["BENTOML_HOME"], "MODEL_TAG": tag,
+               "BENTOML_DO_NOT_TRACK": "true"}
+        if postgres_url:
+            env["PREDICTION_STORE_URL"] = postgres_url
+        measured: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+        for round_ in range(rounds):
+            for state in ("off", "on"):
+                settings = {"SERVING_CONFIG": str(serving_config(home, state == "on"))}
+                log = home / f"{state}-{round_}.log"
+                with bentoml_server(env | settings, log) as (url, pid):
+                    row = measure(f"store {state}, round {round_ + 1}", url, pid, records,
+                                  config.users, config.seconds, config.warmup_seconds)
+                measured[state].append(row.result.summary() | {
+                    "server_cpu": round(row.server_cpu or 0, 2)})
+    throughput = {state: statistics.fmean(r["requests_per_s"] for r in rows)
+                  for state, rows in measured.items()}
+    return {
+        "dataset": config.dataset, "candidate": config.candidate, "clients": config.users,
+        "seconds": config.seconds, "rounds": rounds,
+        "store": "postgresql" if postgres_url else "sqlite",
+        "requests_per_s": {k: round(v, 1) for k, v in throughput.items()},
+        "cost_pct": round(100 * (1 - throughput["on"] / throughput["off"]), 2),
+        "runs": measured,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float, help="override the per-measurement seconds")
+    parser.add_argument("--postgres-url", help="store in this PostgreSQL instead of SQLite")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    raw = yaml.safe_load(args.config.read_text())
+    if args.seconds:
+        raw["seconds"] = args.seconds
+    report = run(BenchmarkConfig.model_validate(raw), args.rounds, args.postgres_url)
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    CONSOLE.print(f"store off {report['requests_per_s']['off']} req/s, on "
+                  f"{report['requests_per_s']['on']} req/s: cost {report['cost_pct']}% "
+                  f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
