@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import bentoml
 import httpx
@@ -23,7 +24,8 @@ from rich.console import Console
 
 from contract.spec import load_dataset_spec
 from inference.predictor import SklearnPredictor
-from serving.model_store import example_record
+from serving.model_store import example_record, find_served_model
+from serving.shadow import challenger_tag
 from tests.conftest import small_config
 from tests.servers import serve_dataset
 from tests.service.test_prediction_store import wait_for
@@ -161,12 +163,22 @@ def test_shadow_scores_the_challenger_off_the_answers(two_versions, tmp_path) ->
         assert "shadow" not in stored
 
 
-def test_promoting_the_challenger_takes_its_twin_out_of_the_shadow(two_versions) -> None:
-    spec_file, _, challenger_tag = two_versions
-    name = load_dataset_spec(spec_file).model_name
-    tmp = spec_file.parent
+def test_the_challenger_label_follows_the_alias(two_versions) -> None:
+    """Exactly the MLflow challenger's twin is labelled challenger: the one the service picks."""
+    spec_file, champion_tag, first = two_versions
+    spec = load_dataset_spec(spec_file)
+    settings = SimpleNamespace(shadow=SimpleNamespace(model_tag=None))
+    assert challenger_tag(settings, find_served_model(champion_tag)) == first
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{spec_file.parent / 'mlflow.db'}")
         client = MlflowClient(registry.tracking_uri(), registry.tracking_uri())
-        lifecycle.promote(client, name, lifecycle.alias_version(client, name, "challenger"))
-    assert bentoml.models.get(challenger_tag).info.labels["mlflow_alias"] == "champion"
+        newer = run_training(load_dataset(spec), _only(small_config(), "logistic_regression"),
+                             console=Console(quiet=True), alias="challenger")
+        second = client.get_model_version(spec.model_name, newer.challenger).tags["bentoml_tag"]
+        assert bentoml.models.get(first).info.labels["mlflow_alias"] == "none"
+        assert bentoml.models.get(second).info.labels["mlflow_alias"] == "challenger"
+        assert challenger_tag(settings, find_served_model(champion_tag)) == second
+        lifecycle.promote(client, spec.model_name, newer.challenger)
+    # Promoted: champion now, and no twin is left for the shadow to pick.
+    assert bentoml.models.get(second).info.labels["mlflow_alias"] == "champion"
+    assert challenger_tag(settings, find_served_model(champion_tag)) is None
