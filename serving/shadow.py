@@ -136,20 +136,22 @@ class Shadow:
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 self._queued_rows = 0
+            records = [r for batch, *_ in jobs for r in batch]
+            start = time.perf_counter()
             try:
-                self._score(jobs)
+                out = self.predictor.predict(records)
             except Exception:  # the shadow must never stop: count, log, record champion only
                 logger.exception("shadow challenger %s failed", self.challenger.tag)
-                for records, answers, _, record in jobs:
-                    self.errors.inc(len(records))
-                    self._record(record, records, answers)
+                for batch, answers, _, record in jobs:
+                    self.errors.inc(len(batch))
+                    self._record(record, batch, answers)
+                continue
+            try:
+                self._compare(jobs, out[:, self.columns] if self.classifier else out, start)
+            except Exception:  # a bug here must not end the drain (it would never restart)
+                logger.exception("shadow comparison failed")
 
-    def _score(self, jobs: list[Job]) -> None:
-        records = [r for batch, *_ in jobs for r in batch]
-        start = time.perf_counter()
-        out = self.predictor.predict(records)
-        if self.classifier:
-            out = out[:, self.columns]
+    def _compare(self, jobs: list[Job], out: Any, start: float) -> None:
         done = time.perf_counter()
         self.call_seconds.observe(done - start)
         at = 0
