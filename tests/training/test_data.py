@@ -226,6 +226,15 @@ def test_one_field_per_row_without_a_known_delimiter_is_left_to_validation(tmp_p
 def test_two_fields_per_row_are_not_a_single_field(tmp_path) -> None:
     frame = _read(tmp_path, [r.replace(",", ";", 12) for r in HEART_ROWS])
     assert frame["age"].str.contains(";").all() and frame["sex"].notna().all()
+    frame = _read(tmp_path, ["longitude;latitude,total_rooms", "1;2,3"], "california_housing")
+    assert frame.columns.tolist() == ["longitude;latitude", "total_rooms"]
+
+
+def test_a_header_with_another_delimiter_is_enough_to_tell(tmp_path) -> None:
+    assert _layout(tmp_path, ["longitude;latitude;total_rooms", "1", "2"],
+                   "california_housing") == (
+        "every row is a single field: the file seems to be separated by semicolons; "
+        "the data set expects comma-separated values")
 
 
 def test_a_header_row_is_named_with_the_columns_expected(tmp_path) -> None:
