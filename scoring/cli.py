@@ -14,7 +14,7 @@ from rich.console import Console
 
 from scoring.config import DEFAULT_CONFIG, ConfigError, ScoringConfig, load_scoring_config
 from scoring.io import InputError, detect_layout, list_parts
-from scoring.model import ModelNotFoundError, load_scorer
+from scoring.model import load_scorer
 from scoring.output import sibling, write_text
 from scoring.summary import Summary
 
@@ -49,6 +49,10 @@ def with_overrides(config: ScoringConfig, args: argparse.Namespace) -> ScoringCo
 
 
 def main(argv: list[str] | None = None, console: Console | None = None) -> int:
+    # here, not at module level: the local engine's spawned workers import this module (as
+    # the main module of `python -m scoring`), and the store's import (BentoML) is heavy
+    from serving.model_store import ModelNotFoundError
+
     args = parse_args(argv)
     console = console or Console(stderr=True)
     try:

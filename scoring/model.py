@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import bentoml
 import numpy as np
 import pandas as pd
 
 from contract.spec import DatasetSpec
-from serving.model_store import ModelNotFoundError, find_served_model
+
+# BentoML is imported where a model is looked up, not at module level: the local engine's
+# workers and Spark's executors unpickle a Scorer (which imports this module) and never
+# touch the store, and importing BentoML costs each of them over 100 MB.
 
 
 @dataclass
@@ -46,6 +48,10 @@ class Scorer:
 def resolve_tag(name: str, version: str | None = None) -> str:
     """NAME:latest (the newest champion), NAME at MLflow version N (BentoML's vN-<run>), or
     an exact BentoML version."""
+    import bentoml
+
+    from serving.model_store import ModelNotFoundError
+
     if version is None:
         return f"{name}:latest"
     if not re.fullmatch(r"\d+", version):
@@ -64,6 +70,10 @@ def resolve_tag(name: str, version: str | None = None) -> str:
 
 def load_scorer(name: str, version: str | None = None) -> Scorer:
     """The registered pipeline of NAME (at its newest champion unless `version` says)."""
+    import bentoml
+
+    from serving.model_store import find_served_model
+
     served = find_served_model(resolve_tag(name, version))
     pipeline = bentoml.sklearn.load_model(served.tag)
     return Scorer(name=served.name, version=served.version, tag=served.tag, spec=served.spec,
