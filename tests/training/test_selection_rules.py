@@ -149,3 +149,16 @@ def test_is_better_in_the_metric_s_direction_by_more_than_the_margin(
 def test_is_better_without_a_margin_is_a_strict_comparison() -> None:
     spec = DATASETS["diabetes"].spec
     assert is_better(49.999, 50.0, spec) and not is_better(50.0, 50.0, spec)
+
+
+def test_a_hold_out_without_one_class_scores_instead_of_crashing() -> None:
+    """Rows missing a class (a small re-scored hold-out): OvR ROC-AUC is undefined (NaN),
+    the other metrics are computed; the model's classes, not the rows', set the columns."""
+    spec, split, model = _fitted("iris")
+    rows = split.y_test != split.y_test.iloc[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns that ROC-AUC is undefined
+        got = holdout_metrics(model, split.X_test[rows], split.y_test[rows], spec)
+    assert np.isnan(got["roc_auc_ovr"])
+    assert got["accuracy"] == metrics.accuracy_score(split.y_test[rows],
+                                                     model.predict(split.X_test[rows]))
