@@ -37,6 +37,10 @@ from serving.model_store import ServedModel, find_served_model
 logger = logging.getLogger("tabular.shadow")
 CHALLENGER_LABEL = ("mlflow_alias", "challenger")
 LABELS = ["model_name", "model_version", "challenger_version"]
+# Before each challenger call the shadow thread lets requests gather this long: nobody waits
+# for its answers, and fewer, larger calls cost the champion's cores less (a call costs
+# about the same for 3 rows as for 30).
+GATHER_S = 0.02
 
 SHADOW_ROWS = Counter("tabular_shadow_rows_total",
                       "Records the shadow challenger scored", LABELS)
@@ -129,6 +133,7 @@ class Shadow:
     def _drain(self) -> None:
         """In the shadow thread: score everything queued, until the queue is empty."""
         while True:
+            time.sleep(GATHER_S)
             with self._lock:
                 if not self._jobs:
                     self._draining = False
