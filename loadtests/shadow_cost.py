@@ -72,7 +72,8 @@ def serving_config(home: Path, name: str, shadow: bool) -> Path:
 def shadow_metrics(url: str) -> dict[str, float]:
     """The challenger's totals from /metrics, summed over the workers."""
     names = ("rows_total", "agreements_total", "dropped_rows_total", "errors_total",
-             "call_seconds_count", "call_seconds_sum", "lag_seconds_sum", "lag_seconds_count")
+             "call_seconds_count", "call_seconds_sum", "lag_seconds_sum", "lag_seconds_count",
+             "cpu_seconds_total")
     totals = dict.fromkeys(names, 0.0)
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         for name in names:

@@ -59,6 +59,10 @@ SHADOW_ERRORS = Counter("tabular_shadow_errors_total",
 SHADOW_CALL_SECONDS = Histogram(
     "tabular_shadow_call_seconds", "Challenger model call time (one call scores a batch)",
     LABELS, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+# Thread CPU (the compiled model scores on one thread): what the shadow takes from the cores.
+SHADOW_CPU = Counter("tabular_shadow_cpu_seconds_total",
+                     "CPU time of the shadow thread: challenger calls, comparing, recording",
+                     LABELS)
 SHADOW_LAG_SECONDS = Histogram(
     "tabular_shadow_lag_seconds", "From the champion's answer to the challenger's",
     LABELS, buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0))
@@ -105,6 +109,7 @@ class Shadow:
         self.dropped, self.errors = SHADOW_DROPPED.labels(**labels), SHADOW_ERRORS.labels(**labels)
         self.call_seconds = SHADOW_CALL_SECONDS.labels(**labels)
         self.lag = SHADOW_LAG_SECONDS.labels(**labels)
+        self.cpu = SHADOW_CPU.labels(**labels)
         self._scored = self._agreements = 0  # this worker's totals, for the gauge
         self._lock = threading.Lock()
         self._jobs: deque[Job] = deque()
@@ -142,7 +147,7 @@ class Shadow:
                 self._jobs.clear()
                 self._queued_rows = 0
             records = [r for batch, *_ in jobs for r in batch]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
             try:
                 out = self.predictor.predict(records)
             except Exception:  # the shadow must never stop: count, log, record champion only
@@ -155,6 +160,7 @@ class Shadow:
                 self._compare(jobs, out[:, self.columns] if self.classifier else out, start)
             except Exception:  # a bug here must not end the drain (it would never restart)
                 logger.exception("shadow comparison failed")
+            self.cpu.inc(time.thread_time() - cpu)
 
     def _compare(self, jobs: list[Job], out: Any, start: float) -> None:
         done = time.perf_counter()

@@ -123,6 +123,7 @@ def test_shadow_scores_the_challenger_off_the_answers(two_versions, tmp_path) ->
         assert metric(text, "tabular_shadow_agreements_total") == agreed
         assert metric(text, "tabular_shadow_dropped_rows_total", absent_ok=True) == 0
         assert metric(text, "tabular_shadow_call_seconds_count") >= 1
+        assert metric(text, "tabular_shadow_cpu_seconds_total") > 0
         rates = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("tabular_shadow_agreement_rate{")]
         assert rates and all(0 < r < 1 for r in rates)
