@@ -61,7 +61,7 @@ SHADOW_CALL_SECONDS = Histogram(
     LABELS, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 # Thread CPU (the compiled model scores on one thread): what the shadow takes from the cores.
 SHADOW_CPU = Counter("tabular_shadow_cpu_seconds_total",
-                     "CPU time of the shadow thread: challenger calls, comparing, recording",
+                     "CPU time of the shadow thread's challenger calls and comparisons",
                      LABELS)
 SHADOW_LAG_SECONDS = Histogram(
     "tabular_shadow_lag_seconds", "From the champion's answer to the challenger's",
@@ -157,13 +157,21 @@ class Shadow:
                     self._record(record, batch, answers)
                 continue
             try:
-                self._compare(jobs, out[:, self.columns] if self.classifier else out, start)
+                recordings = self._compare(jobs, out[:, self.columns] if self.classifier
+                                           else out, start)
             except Exception:  # a bug here must not end the drain (it would never restart)
                 logger.exception("shadow comparison failed")
+                recordings = []
+            # Recording is not counted: without a shadow the request path does the same.
             self.cpu.inc(time.thread_time() - cpu)
+            for record, batch, both in recordings:
+                self._record(record, batch, both)
 
-    def _compare(self, jobs: list[Job], out: Any, start: float) -> None:
+    def _compare(self, jobs: list[Job], out: Any,
+                 start: float) -> list[tuple[Recorder, list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Count agreements; each job's recorder with the champion's answers plus `shadow`."""
         done = time.perf_counter()
+        recordings = []
         self.call_seconds.observe(done - start)
         at = 0
         for batch, answers, queued, record in jobs:
@@ -178,8 +186,9 @@ class Shadow:
             self.lag.observe(done - queued)
             # Copies: the champion's answer dicts belong to the response already sent.
             both = [a | {"shadow": s} for a, s in zip(answers, shadows, strict=True)]
-            self._record(record, batch, both)
+            recordings.append((record, batch, both))
         self.rate.set(self._agreements / self._scored)
+        return recordings
 
     def agree(self, champion: dict[str, Any], challenger: dict[str, Any]) -> bool:
         if self.classifier:
