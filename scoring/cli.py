@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine", choices=("local", "spark"), default="local")
     parser.add_argument("--master", help="Spark master URL (default: spark-submit's, else "
                         "spark.master in the config)")
+    parser.add_argument("--model-engine", choices=("compiled", "sklearn"), default="compiled",
+                        help="compiled: the form the service scores with, where training "
+                             "stored one (default); sklearn: the pipeline")
     parser.add_argument("--max-rejected-share", type=float)
     parser.add_argument("--workers", type=int, help="local processes (0: one per core)")
     parser.add_argument("--chunk-rows", type=int)
@@ -58,11 +61,12 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
     try:
         config = with_overrides(load_scoring_config(args.config), args)
         parts = list_parts(args.input)
-        scorer = load_scorer(args.model, args.version)
+        scorer = load_scorer(args.model, args.version, args.model_engine == "compiled")
         layout = detect_layout(scorer.spec, parts[0])
     except (ConfigError, InputError, ModelNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
+    console.print(f"{scorer.tag}: scoring with {scorer.engine}")
     output = args.output
     rejects = args.rejects or sibling(output, "rejects")
     output.parent.mkdir(parents=True, exist_ok=True)

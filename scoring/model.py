@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from contract.spec import DatasetSpec
+from inference.compiled import CompiledModel
 
 # BentoML is imported where a model is looked up, not at module level: the local engine's
 # workers and Spark's executors unpickle a Scorer (which imports this module) and never
@@ -29,17 +30,26 @@ class Scorer:
     tag: str
     spec: DatasetSpec
     classes: list[str]  # classifiers: the spec's class order, the order of score's columns
-    pipeline: Any
+    pipeline: Any  # the scikit-learn pipeline, or None when the compiled form scores
+    compiled: CompiledModel | None = None  # the form the service scores with, if stored
+
+    @property
+    def engine(self) -> str:
+        return self.compiled.engine if self.compiled is not None else "sklearn"
 
     def __post_init__(self) -> None:
         if self.spec.is_classifier:
             # Columns in the spec's class order, whatever order the estimator learned (as
             # serving/scorer.py orders them).
-            learned = list(self.pipeline.classes_)
+            learned = list(self.compiled.classes if self.compiled is not None
+                           else self.pipeline.classes_)
             self._columns = [learned.index(c) for c in self.classes]
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw features (spec columns) -> class probabilities [rows, classes] or values."""
+        if self.compiled is not None:
+            out = self.compiled.predict_frame(frame)
+            return out[:, self._columns] if self.spec.is_classifier else out
         if self.spec.is_classifier:
             return self.pipeline.predict_proba(frame)[:, self._columns]
         return np.asarray(self.pipeline.predict(frame), dtype=float)
@@ -68,13 +78,17 @@ def resolve_tag(name: str, version: str | None = None) -> str:
     return f"{name}:{sorted(matching)[-1]}"
 
 
-def load_scorer(name: str, version: str | None = None) -> Scorer:
-    """The registered pipeline of NAME (at its newest champion unless `version` says)."""
+def load_scorer(name: str, version: str | None = None, compiled: bool = True) -> Scorer:
+    """NAME's model (at its newest champion unless `version` says): the compiled form the
+    service scores with when training stored one and `compiled`, else the pipeline."""
     import bentoml
 
+    from inference.predictor import stored_compiled
     from serving.model_store import find_served_model
 
     served = find_served_model(resolve_tag(name, version))
-    pipeline = bentoml.sklearn.load_model(served.tag)
+    model = bentoml.models.get(served.tag)
+    form = stored_compiled(model) if compiled else None
+    pipeline = bentoml.sklearn.load_model(model) if form is None else None
     return Scorer(name=served.name, version=served.version, tag=served.tag, spec=served.spec,
-                  classes=served.classes, pipeline=pipeline)
+                  classes=served.classes, pipeline=pipeline, compiled=form)
