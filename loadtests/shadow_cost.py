@@ -1,5 +1,5 @@
 """What the shadow challenger costs the champion: closed-loop /predict throughput and p99 with
-`shadow.enabled` off and on, runs alternating (off, on, off, on) so that drift in the
+`shadow.enabled` off and on, runs alternating (off, on, on, off: ABBA) so that drift in the
 machine's load falls on both. Writes reports/shadow-cost.json.
 
 Trains into temporary stores, as loadtests/benchmark.py does: a champion with the configured
@@ -144,8 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.payloads import reference_records
 
         _, records = reference_records(champion)
-        runs = [run(config, home, champion, records, shadow, number)
-                for number in range(1, args.runs + 1) for shadow in (False, True)]
+        # ABBA (off, on, on, off, ...): a steady drift in the host's load falls on both alike.
+        order = [(n, s) for n in range(1, args.runs + 1)
+                 for s in ((False, True) if n % 2 else (True, False))]
+        runs = [run(config, home, champion, records, shadow, number) for number, shadow in order]
     report = {"dataset": config.dataset, "candidate": config.candidate, "champion": champion,
               "challenger": challenger, "users": config.users, "seconds": config.seconds,
               "cores": os.cpu_count(), "summary": summarise(runs), "runs": runs,
