@@ -146,8 +146,7 @@ class TabularService:
         # Every scored record goes to the prediction store, off the request path.
         self.log = PredictionLog(MONITORING.store, SERVED) if MONITORING.store.enabled else None
         self.drift = DriftMonitor(SERVED, MONITORING, self.log)
-        # The challenger (shadow.enabled, in_process only): scored after the champion answers.
-        self.shadow = load_shadow(SETTINGS, SERVED)
+        self.shadow = load_shadow(SETTINGS, SERVED)  # shadow.enabled: the challenger, off path
         self._drift_task: asyncio.Task | None = None
         self._store_task: asyncio.Task | None = None
 
@@ -193,8 +192,7 @@ class TabularService:
                 raise ModelUnavailable from exc
         answers = [self.formatter.answer(row) for row in out]
         ids, now = request_ids.record_ids(request_ids.current(), len(answers)), datetime.now(UTC)
-        record = partial(self._record, endpoint, ids, now)
-        # With a shadow, both answers are recorded once the challenger has scored (off path).
+        record = partial(self._record, endpoint, ids, now)  # with a shadow: once it has scored
         if self.shadow is None or not self.shadow.submit(records, answers, record):
             record(records, answers)
         return request_ids.stamped(answers, ids, now)
