@@ -31,7 +31,7 @@ from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
 from serving.drift_monitor import DriftMonitor
-from serving.gc_pauses import freeze_loaded_objects
+from serving.gc_pauses import freeze_loaded_objects, shorten_gil_switch
 from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware
 from serving.metrics import ValidationMetricsMiddleware
@@ -58,6 +58,7 @@ BATCH = SETTINGS.batching
 MODE = SETTINGS.batching.mode
 MONITORING = SETTINGS.monitoring
 logger = logging.getLogger("tabular.service")
+shorten_gil_switch()  # writer threads must not hold the event loop off the GIL
 redaction.install()  # rejected feature values stay out of the log
 upstream_fixes.install()  # BentoML's request timers are released when the answer starts
 

@@ -77,12 +77,28 @@ class LoadShedMiddleware:
             await _refuse(send)
             return
         self.in_flight += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.in_flight -= 1
+
+        async def answered(message: dict) -> None:
+            await send(message)
+            # Held until the answer's last byte is sent, not until the app returns: the
+            # middleware stack inside (metrics, tracing, access log) finishes after that, and
+            # a kept-alive client's next request would count twice.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+
         token = ADMISSION.set(Admission(scope["path"], time.monotonic() + self.max_wait_s))
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, answered)
         finally:
             ADMISSION.reset(token)
-            self.in_flight -= 1
+            release()
 
 
     def _log_refusal(self) -> None:
