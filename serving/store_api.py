@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import bentoml
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.spec import canonical_value
@@ -34,19 +34,35 @@ BAD_REQUEST = {400: {"description": "invalid parameters or feedback", **ERROR}}
 Service = Annotated[Any, Depends(bentoml.get_current_service)]
 
 
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def feedback_models(served: ServedModel) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The feedback bodies of this model: `actual` is one of its classes (the OpenAPI
+    document lists them) or, for a regressor, a number."""
+    # Validated by check_actual (a 400 naming the item), so the document carries the rule
+    # as a schema constraint only.
+    rule = ({"enum": served.classes} if served.spec.is_classifier and served.classes
+            else {"type": "number"})
+    item = create_model(
+        "FeedbackItem", __config__=ConfigDict(extra="forbid"),
+        request_id=(str, Field(min_length=1, max_length=128,
+                               description="the answer's request_id (or X-Request-ID)")),
+        actual=(StrictStr | StrictInt | StrictFloat, Field(
+            description="the true class (one of the model's classes) or value (regressors)",
+            json_schema_extra=rule)))
+    batch = create_model(
+        "FeedbackBatch", __config__=ConfigDict(extra="forbid"),
+        feedback=(list[item], Field(min_length=1, max_length=MAX_FEEDBACK)))
+    return item, batch
 
-    request_id: str = Field(min_length=1, max_length=128,
-                            description="the answer's request_id (or X-Request-ID)")
-    actual: StrictStr | StrictInt | StrictFloat = Field(
-        description="the true class (one of the model's classes) or value (regressors)")
 
-
-class FeedbackBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    feedback: list[FeedbackItem] = Field(min_length=1, max_length=MAX_FEEDBACK)
+def known_query(*names: str) -> Any:
+    """Refuses query parameters the route does not have (a misspelt filter would otherwise
+    be ignored silently and answer everything)."""
+    def check(request: Request) -> None:
+        unknown = sorted(set(request.query_params) - set(names))
+        if unknown:
+            raise HTTPException(400, f"unknown query parameter(s) {unknown}; this route "
+                                     f"accepts {sorted(names)}")
+    return Depends(check)
 
 
 def _error(status: int, error: str, detail: Any = None) -> JSONResponse:
@@ -62,6 +78,21 @@ def _with_store(service: Any, action: Callable[[Any], T]) -> T | JSONResponse:
         return action(service.log)
     except SQLAlchemyError as exc:
         return _error(503, f"prediction store unavailable ({type(exc).__name__}); retry later")
+
+
+# ISO 8601 only: pydantic's datetime would also take a number (0.5 as a Unix time).
+TIME = Query(description="ISO 8601 date-time (UTC if no zone)",
+             json_schema_extra={"format": "date-time"})
+
+
+def _moment(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return _utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(f"{name}: '{text[:40]}' is not an ISO 8601 date-time, e.g. "
+                         "2026-11-23T10:00:00Z") from None
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -85,20 +116,28 @@ def check_actual(served: ServedModel, actual: Any) -> tuple[Any, str | None]:
 def make_router(served: ServedModel) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/predictions", responses={**BAD_REQUEST, **UNAVAILABLE})
+    @router.get("/predictions", responses={**BAD_REQUEST, **UNAVAILABLE}, dependencies=[
+        known_query("since", "until", "model_version", "limit", "cursor")])
     def predictions(
-        service: Service, since: datetime | None = None, until: datetime | None = None,
+        service: Service, since: Annotated[str | None, TIME] = None,
+        until: Annotated[str | None, TIME] = None,
         model_version: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100, cursor: str | None = None,
     ) -> Any:
         """Stored predictions of this model, newest first: features, answer, version, time
         and feedback. `since` <= time < `until` (ISO 8601, UTC if no zone); page on with
         `cursor` = the previous page's `next_cursor` (null on the last page)."""
+        try:
+            start, end = _moment("since", since), _moment("until", until)
+        except ValueError as exc:
+            return _error(400, str(exc))
+
         def page(log: Any) -> Any:
-            try:
-                return log.store.history(model_name=served.name, model_version=model_version,
-                                         since=_utc(since), until=_utc(until), limit=limit,
-                                         cursor=cursor).to_dict()
+            try:  # empty strings: the parameter left blank, as absent
+                return log.store.history(model_name=served.name,
+                                         model_version=model_version or None,
+                                         since=start, until=end, limit=limit,
+                                         cursor=cursor or None).to_dict()
             except InvalidCursor as exc:
                 return _error(400, str(exc))
         return _with_store(service, page)
@@ -112,12 +151,13 @@ def make_router(served: ServedModel) -> APIRouter:
                           "store within about flush_interval_s of their answer)")
         return found
 
-    @router.post("/feedback", responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE})
-    def feedback(service: Service, body: FeedbackItem | FeedbackBatch) -> Any:
+    item_model, batch_model = feedback_models(served)
+
+    def feedback(service: Service, body: Any) -> Any:
         """Ground truth for stored predictions: one `{"request_id", "actual"}` or
         `{"feedback": [...]}` (up to 1,000). Feedback sent again replaces the earlier one;
         unknown request ids are reported per item."""
-        single = isinstance(body, FeedbackItem)
+        single = isinstance(body, item_model)
         items = [body] if single else body.feedback
         checked, errors = [], []
         for index, item in enumerate(items):
@@ -139,12 +179,18 @@ def make_router(served: ServedModel) -> APIRouter:
                   for status in ("stored", "replaced", "unknown_request_id")}
         return {"results": [r.to_dict() for r in results], **counts}
 
-    @router.get("/performance", responses=UNAVAILABLE)
+    # The body's type is this model's, made above: set after definition, since the module's
+    # postponed annotations cannot name a local class.
+    feedback.__annotations__["body"] = item_model | batch_model
+    router.post("/feedback", responses={**BAD_REQUEST, **NOT_FOUND, **UNAVAILABLE})(feedback)
+
+    @router.get("/performance", responses={**BAD_REQUEST, **UNAVAILABLE},
+                dependencies=[known_query("model_version", "window")])
     def performance(service: Service, model_version: str | None = None,
                     window: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> Any:
         """Online metrics over the newest `window` labelled predictions of each model
         version, next to the served version's hold-out metrics from training."""
-        return _with_store(service, lambda log: log.performance(window, model_version))
+        return _with_store(service, lambda log: log.performance(window, model_version or None))
 
     @router.get("/drift", responses={**NOT_FOUND, **UNAVAILABLE})
     def drift_summary(service: Service) -> Any:

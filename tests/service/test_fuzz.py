@@ -93,11 +93,15 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
     # covered by tests/service/test_service.py. The V2 request schema is the protocol's
     # generic one: which names, shapes and datatypes fit the model is checked by the server
     # (400 naming them), beyond what JSON Schema can say: for that one operation a
-    # schema-valid request may get 200 or 400. Every check is on by default (a --checks
-    # option would override this per-operation setting).
+    # schema-valid request may get 200 or 400. So may GET /predictions: its `cursor` is an
+    # opaque token the server issued (any string is schema-valid; one it did not issue is
+    # refused with 400). Every check is on by default (a --checks option would override
+    # this per-operation setting).
     config.write_text(
         f'[parameters]\n"path.name" = "{server.model_name}"\n\n'
         '[[operations]]\ninclude-path = "/v2/models/{name}/infer"\n'
+        'checks.positive_data_acceptance.expected-statuses = [200, 400]\n\n'
+        '[[operations]]\ninclude-path = "/predictions"\n'
         'checks.positive_data_acceptance.expected-statuses = [200, 400]\n')
     st = Path(sys.executable).parent / "st"
     started = time.monotonic()
