@@ -14,6 +14,9 @@ from inference.predictor import SklearnPredictor
 from tests.servers import Server, serve_dataset
 from tests.service.test_service import assert_same_answers, records
 
+# Starts real servers through fixtures looked up at run time: slow, whatever the hook sees.
+pytestmark = pytest.mark.slow
+
 
 def served_values(server: Server, rows: list[dict]) -> np.ndarray:
     response = httpx.post(f"{server.url}/predict_batch", json={"records": rows}, timeout=30)

@@ -34,6 +34,9 @@ from training import lifecycle, registry
 from training.data import load_dataset
 from training.train import run_training
 
+# Starts real servers through fixtures looked up at run time: slow, whatever the hook sees.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = 60
 
