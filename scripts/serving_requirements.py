@@ -24,7 +24,7 @@ SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pydantic-s
            "onnxruntime", "treelite",  # the compiled model path (inference/)
            "prometheus-client", "fastapi", "aiohttp",
            # the prediction store (store/): SQLite or PostgreSQL, with its migrations
-           "sqlalchemy", "alembic", "psycopg", "psycopg-binary"]
+           "sqlalchemy", "alembic", "psycopg", "psycopg-binary", "orjson"]
 
 
 def normalise(name: str) -> str:

@@ -1,10 +1,11 @@
 """Append-only capture of what the service scores, off the request path.
 
-The request path only puts a line on an in-memory queue (logging.QueueHandler); a listener
-thread writes it to a size-rotated JSON-lines file (logging.handlers.RotatingFileHandler),
-one file per worker process so that no two processes share a file. `close()` drains the
-queue, so nothing accepted is lost at shutdown. Retention: at most
-(backup_count + 1) x max_bytes per worker; older data is deleted by rotation.
+The request path only puts the scored records on an in-memory queue; a writer thread
+serialises them (orjson) and writes each batch it finds queued as one append to a
+size-rotated JSON-lines file (logging.handlers.RotatingFileHandler), one file per worker
+process so that no two processes share a file. `close()` drains the queue, so nothing
+accepted is lost at shutdown. Retention: at most (backup_count + 1) x max_bytes per worker,
+give or take one batch; older data is deleted by rotation.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ import logging
 import logging.handlers
 import os
 import queue
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 CAPTURE_GLOB = "capture-*.jsonl*"
+# Lines per write: one rotation check and one flush per batch instead of per line.
+WRITE_BATCH = 1000
+_STOP = object()
+logger = logging.getLogger("tabular.capture")
 
 
 class PredictionCapture:
@@ -29,23 +37,25 @@ class PredictionCapture:
         self.model_name = model_name
         self.model_version = model_version
         self.exclude = exclude
-        handler = logging.handlers.RotatingFileHandler(
+        self._handler = logging.handlers.RotatingFileHandler(
             self.path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        self._handler.setFormatter(logging.Formatter("%(message)s"))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._listener = logging.handlers.QueueListener(self._queue, handler)
-        self._logger = logging.getLogger(f"tabular.capture.{os.getpid()}.{id(self)}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._logger.addHandler(logging.handlers.QueueHandler(self._queue))
-        self._listener.start()
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
 
     def record(self, records: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
-        now = time.time()
+        """Queue the scored records (O(1); serialised in the writer thread)."""
+        self._queue.put((time.time(), records, answers))
+
+    def _lines(self, now: float, records: list[dict[str, Any]],
+               answers: list[dict[str, Any]]) -> list[str]:
+        lines = []
         for features, answer in zip(records, answers, strict=True):
             line = {
                 "ts": now, "model_name": self.model_name, "model_version": self.model_version,
-                "features": {k: v for k, v in features.items() if k not in self.exclude},
+                "features": {k: v for k, v in features.items() if k not in self.exclude}
+                if self.exclude else features,
                 "prediction": answer["prediction"],
             }
             if "probability" in answer:
@@ -53,13 +63,35 @@ class PredictionCapture:
             if "shadow" in answer:  # the shadow challenger's answer (serving/shadow.py)
                 line["shadow"] = {k: v for k, v in answer["shadow"].items()
                                   if k in ("model_version", "prediction", "probability")}
-            self._logger.info(json.dumps(line))
+            lines.append(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+        return lines
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items = [self._queue.get()]
+            while len(items) < WRITE_BATCH:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            lines: list[str] = []
+            for item in items:
+                if item is _STOP:
+                    stopping = True  # still write what came before it
+                    continue
+                try:
+                    lines += self._lines(*item)
+                except Exception:  # a record that cannot be serialised: that one only
+                    logger.exception("capture: record not written")
+            if lines:
+                self._handler.handle(logging.makeLogRecord({"msg": "\n".join(lines)}))
 
     def close(self) -> None:
         """Write out everything queued, then stop the writer thread."""
-        self._listener.stop()
-        for handler in self._listener.handlers:
-            handler.close()
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._handler.close()
 
 
 def read_capture(directory: Path, model_name: str, last: int) -> list[dict[str, Any]]:

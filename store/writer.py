@@ -243,10 +243,15 @@ class StoreWriter:
             self.on_written(written)
 
     def _row(self, record: PredictionRecord) -> dict[str, Any]:
+        features = record.features  # never changed after submit(): no copy unless filtered
+        if self.exclude:
+            features = {k: v for k, v in features.items() if k not in self.exclude}
+        answer = dict(record.answer)
+        for key in ANSWER_DROPPED_KEYS:
+            answer.pop(key, None)
         return {
             "request_id": record.request_id, "timestamp": record.timestamp,
             "model_name": record.model_name, "model_version": record.model_version,
             "endpoint": record.endpoint,
-            "features": {k: v for k, v in record.features.items() if k not in self.exclude},
-            "answer": {k: v for k, v in record.answer.items() if k not in ANSWER_DROPPED_KEYS},
+            "features": features, "answer": answer,
         }
