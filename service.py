@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from inference.predictor import load_predictor
-from serving import redaction, request_ids, store_api, upstream_fixes
+from serving import listen_sockets, redaction, request_ids, store_api, upstream_fixes
 from serving.answers import Formatter
 from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when_unavailable
 from serving.batcher import MicroBatcher
@@ -39,6 +39,7 @@ from serving.model_store import find_served_model
 from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_info
 from serving.overload import LoadShedMiddleware
 from serving.prediction_log import PredictionLog
+from serving.readiness import WorkerReadiness
 from serving.schema import batch_model, batch_prediction_model, prediction_model, record_model
 from serving.scorer import ModelScorer
 from serving.shadow import load_shadow
@@ -61,6 +62,7 @@ logger = logging.getLogger("tabular.service")
 shorten_gil_switch()  # writer threads must not hold the event loop off the GIL
 redaction.install()  # rejected feature values stay out of the log
 upstream_fixes.install()  # BentoML's request timers are released when the answer starts
+listen_sockets.install()  # a listening socket per API worker: the kernel spreads connections
 
 # What scores: "treelite" or "onnx" (the compiled form), or "sklearn" (the pipeline).
 ENGINE = SERVED.compiled_engine if SETTINGS.engine == "compiled" else "sklearn"
@@ -111,6 +113,7 @@ http.include_router(store_api.make_router(SERVED))
     name="tabular_service",
     workers=SETTINGS.api_workers,
     traffic={"timeout": SETTINGS.timeout_s},
+    logging={"access": {"enabled": SETTINGS.access_log}},
     http={"cors": {
         "enabled": bool(SETTINGS.cors_allow_origins),
         "access_control_allow_origins": SETTINGS.cors_allow_origins,
@@ -150,6 +153,8 @@ class TabularService:
         self.shadow = load_shadow(SETTINGS, SERVED)  # shadow.enabled: the challenger, off path
         self._drift_task: asyncio.Task | None = None
         self._store_task: asyncio.Task | None = None
+        self.readiness = WorkerReadiness(SETTINGS.api_workers,
+                                         bentoml.server_context.worker_index)
 
     @bentoml.on_startup
     async def _start(self) -> None:
@@ -165,6 +170,11 @@ class TabularService:
             self._store_task = self.log.start(self.drift.export_stored)
         frozen = freeze_loaded_objects()
         logger.info("%d loaded objects exempted from garbage collection", frozen)
+        self.readiness.mark_started()
+
+    async def __is_ready__(self) -> bool:
+        # /readyz: every API worker, not only the one answering (serving/readiness.py).
+        return self.readiness.all_started()
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
@@ -231,8 +241,9 @@ class TabularService:
 
     @http.get("/v2/health/ready", responses={503: {"description": "model not ready", **ERROR}})
     async def v2_ready(self) -> JSONResponse:
-        # In process the model is loaded before the worker serves; else ask the model service.
-        ready = True if self.batcher is not None else await self.runner.is_ready(timeout=1)
+        # In process: every API worker has started; else ask the model service too.
+        ready = self.readiness.all_started() and (
+            self.batcher is not None or await self.runner.is_ready(timeout=1))
         return JSONResponse({"ready": bool(ready)}, status_code=200 if ready else 503)
 
     @http.get("/v2/models/{name}", responses=NOT_FOUND)

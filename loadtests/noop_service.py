@@ -8,11 +8,14 @@ from typing import Any
 
 import bentoml
 
+from serving import listen_sockets
 from serving.config import load_serving_config
 from serving.model_store import find_served_model
 from serving.schema import prediction_model, record_model
 
-SERVED = find_served_model(load_serving_config().served_tag)
+SETTINGS = load_serving_config()
+listen_sockets.install()  # as service.py: a listening socket per worker
+SERVED = find_served_model(SETTINGS.served_tag)
 Record = record_model(SERVED.spec)
 Prediction = prediction_model(SERVED.spec)
 # A fixed answer of the real shape: the same response model and serialisation as service.py.
@@ -26,7 +29,9 @@ if SERVED.spec.task == "binary":
     ANSWER |= {"probability": 0.5, "risk_level": "medium"}
 
 
-@bentoml.service(name="noop_service", workers=load_serving_config().api_workers)
+# The same server settings as service.py's that bear on the cost of a request.
+@bentoml.service(name="noop_service", workers=SETTINGS.api_workers,
+                 logging={"access": {"enabled": SETTINGS.access_log}})
 class NoopService:
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     async def predict(self, **record: Any) -> Any:

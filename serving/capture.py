@@ -23,8 +23,11 @@ from typing import Any
 import orjson
 
 CAPTURE_GLOB = "capture-*.jsonl*"
-# Lines per write: one rotation check and one flush per batch instead of per line.
+# Records per drain of the queue; their lines are written in chunks of at most a 20th of
+# max_bytes (and 64 KB): one rotation check and one flush per chunk instead of per line,
+# while a file still stays within max_bytes.
 WRITE_BATCH = 1000
+CHUNK_BYTES = 65_536
 _STOP = object()
 logger = logging.getLogger("tabular.capture")
 
@@ -40,6 +43,7 @@ class PredictionCapture:
         self._handler = logging.handlers.RotatingFileHandler(
             self.path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self._chunk_bytes = max(1, min(CHUNK_BYTES, max_bytes // 20))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
@@ -84,8 +88,22 @@ class PredictionCapture:
                     lines += self._lines(*item)
                 except Exception:  # a record that cannot be serialised: that one only
                     logger.exception("capture: record not written")
-            if lines:
-                self._handler.handle(logging.makeLogRecord({"msg": "\n".join(lines)}))
+            self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) + 1 > self._chunk_bytes:
+                self._emit(chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            self._emit(chunk)
+
+    def _emit(self, chunk: list[str]) -> None:
+        self._handler.handle(logging.makeLogRecord({"msg": "\n".join(chunk)}))
 
     def close(self) -> None:
         """Write out everything queued, then stop the writer thread."""

@@ -147,6 +147,8 @@ class ServingConfig(BaseSettings):
     max_body_bytes: int = Field(ge=1_000)
     # Browser origins allowed to call the API (CORS); empty: closed.
     cors_allow_origins: list[str]
+    # BentoML's one log line per request (to stderr).
+    access_log: bool
     monitoring: MonitoringConfig
     shadow: ShadowConfig
     # Only from the environment (or a mounted Kubernetes Secret), never from the file.

@@ -1,0 +1,54 @@
+"""Kept-alive connections are spread over the API workers (serving/listen_sockets.py), and the
+server is ready only once every worker has started (serving/readiness.py).
+
+With one shared listening socket, a burst of new connections could all land on one worker
+(measured: 64 of 64), leaving the other idle for as long as the clients keep them open.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from urllib.parse import urlparse
+
+import psutil
+
+from serving.config import load_serving_config
+
+CONNECTIONS = 64
+
+
+def _workers(server) -> list[psutil.Process]:
+    return [p for p in psutil.Process(server.process.pid).children(recursive=True)
+            if "--worker-id" in " ".join(p.cmdline())]
+
+
+def test_each_api_worker_listens_and_a_burst_of_connections_is_spread(heart_server) -> None:
+    port = urlparse(heart_server.url).port
+    workers = _workers(heart_server)
+    assert len(workers) == load_serving_config().api_workers == 2
+    listening = {p.pid: [c for c in p.net_connections("tcp")
+                         if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+                 for p in workers}
+    assert all(len(found) == 1 for found in listening.values()), listening
+    # Sockets of their own (SO_REUSEPORT), not one socket inherited by both.
+    inodes = {os.readlink(f"/proc/{pid}/fd/{found[0].fd}") for pid, found in listening.items()}
+    assert len(inodes) == 2, inodes
+
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the workers accept in their own time
+            held = [sum(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                        for c in p.net_connections("tcp")) for p in workers]
+            if sum(held) >= CONNECTIONS or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sum(held) == CONNECTIONS, held
+        # The kernel hashes each connection to a worker's socket: about half each. A worker
+        # with fewer than 10 of 64 happens by chance with probability about 1e-8.
+        assert min(held) >= 10, f"connections per worker {held}"
+    finally:
+        for client in clients:
+            client.close()
