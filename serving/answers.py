@@ -27,9 +27,12 @@ class Formatter:
         base = {"model_name": self.model_name, "model_version": self.model_version}
         if not self.spec.is_classifier:
             return base | {"prediction": float(row)}
-        probabilities = {label: float(p) for label, p in zip(self.classes, row, strict=True)}
+        # tolist and max over the dict: a few classes are cheaper in Python than through
+        # NumPy's per-call dispatch; max keeps the first of tied classes, as argmax does.
+        values = row.tolist() if isinstance(row, np.ndarray) else list(row)
+        probabilities = dict(zip(self.classes, values, strict=True))
         answer = base | {
-            "prediction": self.classes[int(np.argmax(row))],
+            "prediction": max(probabilities, key=probabilities.__getitem__),
             "probabilities": probabilities,
         }
         if self.spec.task == "binary":

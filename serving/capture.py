@@ -28,6 +28,9 @@ CAPTURE_GLOB = "capture-*.jsonl*"
 # while a file still stays within max_bytes.
 WRITE_BATCH = 1000
 CHUNK_BYTES = 65_536
+# Between drains the writer sleeps this long (unless closing), so that under load it wakes
+# a few times a second for many records, not once per request.
+DRAIN_INTERVAL_S = 0.1
 _STOP = object()
 logger = logging.getLogger("tabular.capture")
 
@@ -45,6 +48,7 @@ class PredictionCapture:
         self._handler.setFormatter(logging.Formatter("%(message)s"))
         self._chunk_bytes = max(1, min(CHUNK_BYTES, max_bytes // 20))
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
@@ -89,6 +93,7 @@ class PredictionCapture:
                 except Exception:  # a record that cannot be serialised: that one only
                     logger.exception("capture: record not written")
             self._write(lines)
+            self._closing.wait(DRAIN_INTERVAL_S)
 
     def _write(self, lines: list[str]) -> None:
         chunk: list[str] = []
@@ -107,6 +112,7 @@ class PredictionCapture:
 
     def close(self) -> None:
         """Write out everything queued, then stop the writer thread."""
+        self._closing.set()
         self._queue.put(_STOP)
         self._thread.join()
         self._handler.close()
