@@ -113,7 +113,7 @@ http.include_router(store_api.make_router(SERVED))
     name="tabular_service",
     workers=SETTINGS.api_workers,
     traffic={"timeout": SETTINGS.timeout_s},
-    logging={"access": {"enabled": SETTINGS.access_log}}, tracing=SETTINGS.tracing.bentoml(),
+    logging={"access": {"enabled": SETTINGS.access_log}}, tracing=SETTINGS.bentoml_tracing,
     http={"cors": {
         "enabled": bool(SETTINGS.cors_allow_origins),
         "access_control_allow_origins": SETTINGS.cors_allow_origins,

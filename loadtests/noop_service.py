@@ -32,7 +32,7 @@ if SERVED.spec.task == "binary":
 # The same server settings as service.py's that bear on the cost of a request.
 @bentoml.service(name="noop_service", workers=SETTINGS.api_workers,
                  logging={"access": {"enabled": SETTINGS.access_log}},
-                 tracing=SETTINGS.tracing.bentoml())
+                 tracing=SETTINGS.bentoml_tracing)
 class NoopService:
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     async def predict(self, **record: Any) -> Any:

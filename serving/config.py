@@ -114,30 +114,6 @@ class MonitoringConfig(StrictModel):
         return Path(self.directory).resolve()
 
 
-class TracingConfig(StrictModel):
-    """OpenTelemetry traces of each request (BentoML's tracing middleware)."""
-
-    # None: no traces; BentoML's middleware is then told to skip every request, which it
-    # otherwise processes in full even when nothing is sampled.
-    exporter: Literal["otlp"] | None
-    # OTLP over HTTP, e.g. http://otel-collector:4318/v1/traces
-    otlp_endpoint: str | None
-    sample_rate: float = Field(ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _endpoint(self) -> TracingConfig:
-        if self.exporter == "otlp" and not self.otlp_endpoint:
-            raise ValueError("tracing.exporter otlp needs tracing.otlp_endpoint")
-        return self
-
-    def bentoml(self) -> dict[str, Any]:
-        """The `tracing` setting of @bentoml.service."""
-        if self.exporter is None:
-            return {"excluded_urls": [".*"]}
-        return {"exporter_type": "otlp", "sample_rate": self.sample_rate,
-                "otlp": {"protocol": "http", "endpoint": self.otlp_endpoint}}
-
-
 class ShadowConfig(StrictModel):
     """A challenger scored on the champion's traffic off the request path (serving/shadow.py)."""
 
@@ -173,7 +149,14 @@ class ServingConfig(BaseSettings):
     cors_allow_origins: list[str]
     # BentoML's one log line per request (to stderr).
     access_log: bool
-    tracing: TracingConfig
+    # BentoML's OpenTelemetry middleware. Off: told to skip every request, which it otherwise
+    # processes in full even when nothing is sampled (BentoML's default exports nothing).
+    tracing: bool
+
+    @property
+    def bentoml_tracing(self) -> dict[str, Any]:
+        """The `tracing` setting of @bentoml.service: BentoML's own configuration when on."""
+        return {} if self.tracing else {"excluded_urls": [".*"]}
     monitoring: MonitoringConfig
     shadow: ShadowConfig
     # Only from the environment (or a mounted Kubernetes Secret), never from the file.

@@ -1,6 +1,6 @@
 """Settings of configs/serving.yaml that change what a running server does: the periodic
-drift check's interval, the CORS origins and the risk-level thresholds. One `bentoml serve`
-with all three changed from the test defaults."""
+drift check's interval, the CORS origins, the risk-level thresholds, BentoML's access log
+and tracing. One `bentoml serve` with all of them changed from the test defaults."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def configured_server(trained_store, tmp_path_factory) -> Iterator[Server]:
         "monitoring": {"drift": {"interval_s": INTERVAL_S}},
         "cors_allow_origins": [ALLOWED],
         "risk_thresholds": THRESHOLDS,
+        "access_log": True,
+        "tracing": True,
     })
 
 
@@ -110,3 +112,17 @@ def test_risk_levels_follow_the_configured_thresholds(configured_server) -> None
     assert changed, [a["probability"] for a in answers]
     single = httpx.post(f"{url}/predict", json=rows[answers.index(changed[0])]).json()
     assert single["risk_level"] == configured.level(single["probability"])
+
+
+def test_access_log_and_tracing_run_only_when_switched_on(configured_server,
+                                                         heart_server) -> None:
+    # The header is set from the request's span: only when BentoML's tracing middleware ran.
+    for server, on in ((configured_server, True), (heart_server, False)):
+        answer = httpx.post(f"{server.url}/predict", json=records(server, 1)[0])
+        assert answer.status_code == 200
+        assert ("x-bentoml-request-id" in answer.headers) is on, server.url
+    deadline = time.monotonic() + 10
+    while "path=/predict" not in configured_server.log.read_text():
+        assert time.monotonic() < deadline, "no access log line for /predict"
+        time.sleep(0.2)
+    assert "path=/predict" not in heart_server.log.read_text()
