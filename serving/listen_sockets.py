@@ -51,8 +51,14 @@ def _sockets_fds(self: Process) -> dict[str, int] | None:
     if fds is None or self.watcher is None or self.watcher.sockets is None:
         return fds
     shared = self.watcher.sockets.get(API_SERVER_NAME)
-    if shared is not None and shared.so_reuseport and fds.get(API_SERVER_NAME) == \
-            shared.fileno():
+    # Only for the API server's workers: circus hands every watcher all the sockets, and a
+    # listening socket inherited by a process that never accepts (the model service in
+    # `batching.mode: service`) would get its share of the connections and hold them.
+    args = self.watcher.args
+    command = " ".join(args) if isinstance(args, list | tuple) else str(args or "")
+    wanted = f"circus.sockets.{API_SERVER_NAME}" in f"{self.watcher.cmd} {command}"
+    if wanted and shared is not None and shared.so_reuseport and \
+            fds.get(API_SERVER_NAME) == shared.fileno():
         own = CircusSocket.load_from_config(shared._cfg)
         own.bind_and_listen()
         fds[API_SERVER_NAME] = own.fileno()

@@ -12,9 +12,11 @@ import socket
 import time
 from urllib.parse import urlparse
 
+import httpx
 import psutil
 
 from serving.config import load_serving_config
+from tests.service.test_service import records
 
 CONNECTIONS = 64
 
@@ -52,3 +54,19 @@ def test_each_api_worker_listens_and_a_burst_of_connections_is_spread(heart_serv
     finally:
         for client in clients:
             client.close()
+
+
+def test_only_api_workers_listen_in_service_mode(heart_service_mode_server) -> None:
+    """The model service's process must not hold a listening socket of the API: the kernel
+    would hash connections to it that nobody accepts (they hung until the client's timeout)."""
+    server = heart_service_mode_server
+    port = urlparse(server.url).port
+    processes = psutil.Process(server.process.pid).children(recursive=True)
+    listeners = {p.pid: " ".join(p.cmdline()) for p in processes
+                 for c in p.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    assert len(listeners) == 2, listeners
+    assert all("--service-name tabular_service" in cmd for cmd in listeners.values()), listeners
+    answers = [httpx.post(f"{server.url}/predict", json=row, timeout=10)
+               for row in records(server, 20)]
+    assert [a.status_code for a in answers] == [200] * 20
