@@ -7,9 +7,12 @@ fixes the defect upstream, naming the fix here that can then go.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 # Private on purpose: these are the patch targets.
+import importlib
+from typing import Any
+
+import _bentoml_sdk._internals as class_views
 from _bentoml_impl.server.app import ServiceAppFactory
 from bentoml._internal.server.http import traffic
 from starlette.middleware import Middleware
@@ -72,6 +75,32 @@ def _front_middlewares(self: Any) -> list[Middleware]:
     return sorted(middlewares, key=lambda m: not getattr(m.cls, "FRONT", False))
 
 
+UPSTREAM_CLASS_VIEWS = class_views.make_fastapi_class_views
+# The package, not the `service` decorator that _bentoml_sdk exports under the same name.
+sdk_service = importlib.import_module("_bentoml_sdk.service")
+
+
+def _class_views_with_async_self(cls: type, app: Any) -> None:
+    """BentoML's FastAPI class views, with `self` from an async dependency.
+
+    Upstream gives each route of a mounted FastAPI app its `self` through
+    `Depends(get_current_service)`, a plain function, which FastAPI runs in its thread pool:
+    a thread hand-off on every V2 request (in a profile, most of its worker's thread churn).
+    The same lookup as a coroutine runs on the event loop.
+    """
+    sync = sdk_service.get_current_service
+
+    async def current_service() -> Any:
+        return sync()
+
+    sdk_service.get_current_service = current_service  # read by the upstream function
+    try:
+        UPSTREAM_CLASS_VIEWS(cls, app)
+    finally:
+        sdk_service.get_current_service = sync
+
+
 def install() -> None:
     traffic.TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
     ServiceAppFactory.middlewares = property(_front_middlewares)  # type: ignore[method-assign]
+    class_views.make_fastapi_class_views = _class_views_with_async_self

@@ -8,13 +8,15 @@ test_concurrent_burst_is_answered_completely_in_batches.
 from __future__ import annotations
 
 import asyncio
+import importlib
+import inspect
 import socket
 
+# Private modules on purpose: these tests watch upstream internals.
+import _bentoml_sdk._internals as class_views
 import aiohttp
 import numpy as np
 import pandas as pd
-
-# Private modules on purpose: these tests watch upstream internals.
 from _bentoml_impl.client.proxy2 import SessionManager
 from aiohttp import web
 from bentoml._internal.runner.container import AutoContainer
@@ -112,3 +114,33 @@ def test_bentoml_request_timers_outlive_the_request() -> None:
     assert _armed_timers_after_one_request(UPSTREAM_TIMEOUT_CALL) == 1, \
         "BentoML now releases its request timer: remove serving/upstream_fixes.py"
     assert _armed_timers_after_one_request(_timeout_call) == 0
+
+
+def test_upstream_gives_class_views_self_from_a_plain_function() -> None:
+    """Defect: BentoML's FastAPI class views (the V2 routes, /model_info, the store API) get
+    `self` through Depends(get_current_service), a plain function that FastAPI runs in its
+    thread pool on every request. Fails once upstream makes it a coroutine: then
+    serving/upstream_fixes._class_views_with_async_self can go."""
+    sdk_service = importlib.import_module("_bentoml_sdk.service")
+    assert not inspect.iscoroutinefunction(sdk_service.get_current_service)
+
+
+def test_class_views_get_self_on_the_event_loop() -> None:
+    from fastapi import FastAPI
+
+    from serving import upstream_fixes
+
+    upstream_fixes.install()
+    app = FastAPI()
+
+    class View:
+        @app.get("/x")
+        def x(self) -> int:
+            return 1
+
+    class_views.make_fastapi_class_views(View, app)
+    provider = inspect.signature(View.x).parameters["self"].default.dependency
+    assert inspect.iscoroutinefunction(provider)  # FastAPI awaits it: no thread pool
+    # and the upstream lookup is back in place for everything else
+    assert not inspect.iscoroutinefunction(
+        importlib.import_module("_bentoml_sdk.service").get_current_service)
