@@ -23,12 +23,13 @@ POOL = 512
 
 @pytest.fixture(scope="module")
 def server(trained_store, tmp_path_factory) -> Iterator[Server]:
-    # The prediction store is off here: with it on, its writer threads (SQLAlchemy row
-    # preparation, per worker) compete with the event loop for the GIL, and at twice the
-    # capacity the p99 of accepted requests reached 2-5 s in CI runs (README, Known
-    # limits). This test holds the shedding mechanism to its bound; that limit is open.
+    # Prediction store and capture on, as configured. One API worker and the scikit-learn
+    # pipeline: as configured (2 workers, compiled model) the capacity here is 2,500-3,000
+    # req/s, and twice that is more than one load-generator process can offer on these 2
+    # cores; the test would measure the generator falling behind (every latency, 503s
+    # included, in seconds), not the server. Shedding is per worker, so one shows it.
     yield from serve_dataset(tmp_path_factory.mktemp("overload"), "heart",
-                             config={"monitoring": {"store": {"enabled": False}}})
+                             config={"engine": "sklearn", "api_workers": 1})
 
 
 def shed_total(url: str) -> float:
@@ -63,12 +64,11 @@ def test_twice_the_sustainable_rate_is_answered_or_refused_at_once(server: Serve
     assert refused >= 0.1 * outcome.requests, f"twice the capacity shed nothing: {summary}"
     assert served >= 0.5 * capacity.throughput * 12, f"shedding starved the model: {summary}"
     # Accepted requests keep to a bound: max_wait_ms before the model call, plus the call
-    # and HTTP (220-500 ms in the previous release). That release held 3x max_wait_ms; this
-    # one measured 0.2-5 s at the p99 between runs (the answered requests' wait after
-    # admission grew: open, README Known limits), so the bound is 10x until that is found.
-    # A queue still fails it (before shedding: p99 17 s, then timeouts).
-    assert outcome.percentile(0.99, 200) <= 10 * OVERLOAD.max_wait_ms, summary
-    assert outcome.percentile(0.99, 503) <= 10 * OVERLOAD.max_wait_ms, summary
+    # and HTTP; 3x leaves room for a loaded CI machine. A queue fails it (before shedding:
+    # p99 17 s, then timeouts), and so did all connections on one worker (before
+    # serving/listen_sockets.py: 0.2-5 s between runs).
+    assert outcome.percentile(0.99, 200) <= 3 * OVERLOAD.max_wait_ms, summary
+    assert outcome.percentile(0.99, 503) <= 3 * OVERLOAD.max_wait_ms, summary
     # Every refusal was counted on /metrics.
     assert shed_total(url) - shed_before == refused
     # And the service is back at once.
