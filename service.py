@@ -105,8 +105,6 @@ class ModelRunner:
 
 
 http = FastAPI(title="model info and Open Inference Protocol", docs_url=None, redoc_url=None)
-# History, feedback, online performance and drift (serving/store_api.py).
-http.include_router(store_api.make_router(SERVED))
 
 
 @bentoml.service(
@@ -280,6 +278,11 @@ class TabularService:
             parameters=parameters, outputs=self.formatter.v2_outputs(answers),
         ).model_dump_json(exclude_none=False)
         return Response(body, media_type="application/json")
+
+
+# History, feedback, online performance and drift (serving/store_api.py), after the class's
+# routes: requests are matched in order, and V2 infer is the hot one.
+http.include_router(store_api.make_router(SERVED))
 
 
 def _unknown_model(name: str) -> JSONResponse:

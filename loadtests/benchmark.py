@@ -196,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.payloads import reference_records
 
         _, records = reference_records(tag)
+        # The service as configured, with its capture and prediction store in this run's
+        # temporary directory: a store grown by earlier runs would weigh on this one.
         env = {"BENTOML_HOME": os.environ["BENTOML_HOME"], "MODEL_TAG": tag,
-               "BENTOML_DO_NOT_TRACK": "true"}
+               "BENTOML_DO_NOT_TRACK": "true", "CAPTURE_DIR": str(home / "monitoring"),
+               "PREDICTION_STORE_URL": f"sqlite:///{home / 'predictions.db'}"}
         from serving.config import load_serving_config
 
         workers = load_serving_config().api_workers
