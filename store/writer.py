@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from store.engine import json_dumps
 from store.models import predictions
 
 logger = logging.getLogger("tabular.store")
@@ -73,6 +75,27 @@ class RateLimitedLog:
         logger.warning(message + suffix, *args, exc_info=exc_info)
 
 
+def _insert_statement(engine: Engine) -> tuple[str, Callable[[datetime], Any]]:
+    """The INSERT ... ON CONFLICT DO NOTHING of one prediction, in the driver's parameter
+    style, and the bind processor of the timestamp column for this dialect."""
+    dialect = engine.dialect
+    insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(
+        predictions).on_conflict_do_nothing(index_elements=["request_id"])
+    columns = ["request_id", "timestamp", "model_name", "model_version", "endpoint",
+               "features", "answer"]
+    compiled = insert.values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+    sql = str(compiled).split(" RETURNING ")[0]  # PostgreSQL's implicit id: not read
+    if dialect.paramstyle == "named":  # SQLite: :name -> ?
+        sql = sql.replace(", ".join(f":{c}" for c in columns), ", ".join("?" * len(columns)))
+    elif dialect.paramstyle == "pyformat":  # psycopg: %(name)s -> %s, in column order
+        for column in columns:
+            sql = sql.replace(f"%({column})s", "%s")
+    if "?" not in sql and "%s" not in sql:
+        raise RuntimeError(f"unexpected INSERT for {dialect.name}: {sql}")
+    processor = predictions.c.timestamp.type.dialect_impl(dialect).bind_processor(dialect)
+    return sql, processor or (lambda value: value)
+
+
 def _transient(exc: BaseException) -> bool:
     """A failure of the connection or server (retry the batch), not of the rows."""
     if isinstance(exc, OperationalError | InterfaceError | OSError):
@@ -107,9 +130,7 @@ class StoreWriter:
         self._failed_attempts = 0
         self._overflow_log = RateLimitedLog()
         self._error_log = RateLimitedLog()
-        self._insert = (postgresql.insert if engine.dialect.name == "postgresql"
-                        else sqlite.insert)(predictions).on_conflict_do_nothing(
-            index_elements=["request_id"])
+        self._insert_sql, self._bind_time = _insert_statement(engine)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -231,8 +252,16 @@ class StoreWriter:
         self._done(len(rows) - rejected, rejected=rejected)
 
     def _insert_rows(self, rows: list[dict[str, Any]]) -> None:
+        # The driver's executemany with parameters made here: SQLAlchemy's per-row bind
+        # processing was most of this thread's time, and it shares the GIL with the
+        # request path. Types as the models' (store/coltypes.py): the time through the
+        # column type's own bind processor, JSON through the engine's serialiser.
+        bind_time, dumps = self._bind_time, json_dumps
+        params = [(row["request_id"], bind_time(row["timestamp"]), row["model_name"],
+                   row["model_version"], row["endpoint"], dumps(row["features"]),
+                   dumps(row["answer"])) for row in rows]
         with self.engine.begin() as connection:
-            connection.execute(self._insert, rows)
+            connection.exec_driver_sql(self._insert_sql, params)
 
     def _done(self, written: int, *, rejected: int) -> None:
         with self._lock:
