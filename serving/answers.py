@@ -29,7 +29,7 @@ class Formatter:
             return base | {"prediction": float(row)}
         # tolist and max over the dict: a few classes are cheaper in Python than through
         # NumPy's per-call dispatch; max keeps the first of tied classes, as argmax does.
-        values = row.tolist() if isinstance(row, np.ndarray) else list(row)
+        values = np.asarray(row).tolist()
         probabilities = dict(zip(self.classes, values, strict=True))
         answer = base | {
             "prediction": max(probabilities, key=probabilities.__getitem__),
