@@ -1,11 +1,11 @@
 """Append-only capture of what the service scores, off the request path.
 
 The request path only puts the scored records on an in-memory queue; a writer thread
-serialises them (orjson) and writes each batch it finds queued as one append to a
-size-rotated JSON-lines file (logging.handlers.RotatingFileHandler), one file per worker
-process so that no two processes share a file. `close()` drains the queue, so nothing
-accepted is lost at shutdown. Retention: at most (backup_count + 1) x max_bytes per worker,
-give or take one batch; older data is deleted by rotation.
+serialises them (orjson) and appends them in chunks to a size-rotated JSON-lines file
+(logging.handlers.RotatingFileHandler), one file per worker process so that no two
+processes share a file. `close()` drains the queue, so nothing accepted is lost at
+shutdown. Retention: at most (backup_count + 1) x max_bytes per worker; older data is
+deleted by rotation.
 """
 
 from __future__ import annotations

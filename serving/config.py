@@ -152,16 +152,16 @@ class ServingConfig(BaseSettings):
     # BentoML's OpenTelemetry middleware. Off: told to skip every request, which it otherwise
     # processes in full even when nothing is sampled (BentoML's default exports nothing).
     tracing: bool
-
-    @property
-    def bentoml_tracing(self) -> dict[str, Any]:
-        """The `tracing` setting of @bentoml.service: BentoML's own configuration when on."""
-        return {} if self.tracing else {"excluded_urls": [".*"]}
     monitoring: MonitoringConfig
     shadow: ShadowConfig
     # Only from the environment (or a mounted Kubernetes Secret), never from the file.
     api_key: SecretStr | None = None
     api_key_file: Path | None = None
+
+    @property
+    def bentoml_tracing(self) -> dict[str, Any]:
+        """The `tracing` setting of @bentoml.service: BentoML's own configuration when on."""
+        return {} if self.tracing else {"excluded_urls": [".*"]}
 
     @model_validator(mode="after")
     def _shadow_in_process(self) -> ServingConfig:

@@ -12,6 +12,7 @@ frees them; only cycle detection ignores them.
 from __future__ import annotations
 
 import gc
+import sys
 
 
 def freeze_loaded_objects() -> int:
@@ -31,6 +32,4 @@ def shorten_gil_switch(seconds: float = 0.0005) -> None:
     put the p99 of answered requests at 2-4 s (tests/service/test_overload_shedding.py);
     at 0.5 ms it stays within the shedding bound.
     """
-    import sys
-
     sys.setswitchinterval(seconds)

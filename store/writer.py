@@ -85,9 +85,8 @@ def _insert_statement(engine: Engine) -> tuple[str, Callable[[datetime], Any]]:
                "features", "answer"]
     compiled = insert.values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
     sql = str(compiled).split(" RETURNING ")[0]  # PostgreSQL's implicit id: not read
-    if dialect.paramstyle == "named":  # SQLite: :name -> ?
-        sql = sql.replace(", ".join(f":{c}" for c in columns), ", ".join("?" * len(columns)))
-    elif dialect.paramstyle == "pyformat":  # psycopg: %(name)s -> %s, in column order
+    # SQLite's driver takes ? already; psycopg's %(name)s become %s, in column order.
+    if dialect.paramstyle == "pyformat":
         for column in columns:
             sql = sql.replace(f"%({column})s", "%s")
     if "?" not in sql and "%s" not in sql:
