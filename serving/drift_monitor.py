@@ -102,6 +102,16 @@ class DriftMonitor:
         with self._one_at_a_time:
             self._child().submit(_ready).result(timeout=CHECK_TIMEOUT_S)
 
+    def warm(self) -> None:
+        """start(), for a worker that does not wait for it: a failure is logged, and the
+        next check starts a child again."""
+        try:
+            self.start()
+        except Exception:
+            self.close()
+            self._pool = None
+            logger.exception("the drift check's child process did not start")
+
     def _child(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(

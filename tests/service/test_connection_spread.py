@@ -1,5 +1,6 @@
 """Kept-alive connections are spread over the API workers (serving/listen_sockets.py), and the
-server is ready only once every worker has started (serving/readiness.py).
+server is ready only once every worker has started (serving/readiness.py), and every worker has
+a warm drift-check child.
 
 With one shared listening socket, a burst of new connections could all land on one worker
 (measured: 64 of 64), leaving the other idle for as long as the clients keep them open.
@@ -70,3 +71,17 @@ def test_only_api_workers_listen_in_service_mode(heart_service_mode_server) -> N
     answers = [httpx.post(f"{server.url}/predict", json=row, timeout=10)
                for row in records(server, 20)]
     assert [a.status_code for a in answers] == [200] * 20
+
+
+def test_every_api_worker_warms_a_drift_check_child(heart_server) -> None:
+    # POST /drift/check lands on any worker; only one runs the periodic check, but a cold
+    # child there (a process start and Evidently's import) timed out the fuzzer's request.
+    deadline = time.monotonic() + 90
+    while True:
+        warmed = {w.pid: [c for c in w.children(recursive=True)
+                          if "forkserver" in " ".join(c.cmdline())]
+                  for w in _workers(heart_server)}
+        if all(warmed.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(warmed) == 2 and all(warmed.values()), warmed

@@ -112,6 +112,9 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(
         [str(st), "--config-file", str(config), "run", f"{server.url}/docs.json",
          "--max-examples", EXAMPLES, "--seed", SEED,
          "--header", f"Authorization: Bearer {KEY}", "--no-color",
+         # POST /drift/check runs an Evidently report, seconds on a busy 2-core machine:
+         # the fuzz checks answers, not latency (st's default read timeout is 10 s).
+         "--request-timeout", "60",
          "--report", "junit", "--report-dir", str(tmp_path / "report")],
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     seconds = time.monotonic() - started
