@@ -45,10 +45,12 @@ def merged(base: dict, changes: dict) -> dict:
 def serving_config(tmp: Path, model_name: str, changes: dict | None = None) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "serving.yaml").read_text())
     config |= {"model_name": model_name, "max_batch_records": MAX_BATCH}
-    # Drift is checked on demand (POST /drift/check) in tests; sex is kept out of the capture.
+    # Drift is checked on demand (POST /drift/check) in tests. The capture, off by default
+    # (the store keeps the same records), is on here so that the tests read what it writes;
+    # sex is kept out of it and of the store.
     config["monitoring"]["directory"] = str(tmp / "capture")
     config["monitoring"]["drift"] |= {"interval_s": 3600, "min_rows": 20}
-    config["monitoring"]["capture"]["exclude_features"] = ["sex"]
+    config["monitoring"]["capture"] |= {"enabled": True, "exclude_features": ["sex"]}
     # The store is a file of this server's unless a test points it at PostgreSQL.
     config["monitoring"]["store"] |= {"url": f"sqlite:///{tmp / 'predictions.db'}",
                                       "exclude_features": ["sex"], "flush_interval_s": 0.2,

@@ -23,11 +23,11 @@ POOL = 512
 
 @pytest.fixture(scope="module")
 def server(trained_store, tmp_path_factory) -> Iterator[Server]:
-    # Prediction store and capture on, as configured. One API worker and the scikit-learn
-    # pipeline: as configured (2 workers, compiled model) the capacity here is 2,500-3,000
-    # req/s, and twice that is more than one load-generator process can offer on these 2
-    # cores; the test would measure the generator falling behind (every latency, 503s
-    # included, in seconds), not the server. Shedding is per worker, so one shows it.
+    # Prediction store on as configured, and the capture (on in tests). One API worker and
+    # the scikit-learn pipeline: as configured (2 workers, compiled model) the capacity here
+    # is 2,500-3,000 req/s, and twice that is more than one load-generator process can
+    # offer on these 2 cores; the test would measure the generator falling behind (every
+    # latency, 503s included, in seconds), not the server. Shedding is per worker, so one shows it.
     yield from serve_dataset(tmp_path_factory.mktemp("overload"), "heart",
                              config={"engine": "sklearn", "api_workers": 1})
 

@@ -4,12 +4,15 @@ the caller when the database is unreachable, and counts what it had to drop."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from store import PredictionStore
+from store.engine import make_engine
 from store.models import predictions
+from store.writer import ROWS_PER_STATEMENT, sqlite_time
 from tests.store.conftest import record, write_all
 
 
@@ -62,6 +65,22 @@ def test_a_repeated_request_id_is_stored_once(store: PredictionStore) -> None:
     stats = writer.close()
     assert stats.rejected == 0 and _count(store) == 2
     assert store.get("req-1")["features"]["x"] == 1.0  # the first one stays
+
+
+def test_a_batch_over_several_statements_keeps_every_row_and_the_first_of_a_repeat(
+        store: PredictionStore) -> None:
+    # 250 rows in one batch: INSERTs of ROWS_PER_STATEMENT rows and a shorter last one; a
+    # repeated id inside one statement is stored once, as across batches.
+    records = [record(i) for i in range(ROWS_PER_STATEMENT * 2 + 50)]
+    records.insert(10, record(5, features={"x": -5.0}))
+    writer = store.writer(batch_size=len(records), flush_interval_s=60)
+    for item in records:
+        assert writer.submit(item)
+    assert writer.close().rejected == 0
+    assert _count(store) == ROWS_PER_STATEMENT * 2 + 50
+    assert store.get("req-5")["features"]["x"] == 5.0
+    assert store.get("req-249")["features"]["x"] == 249.0
+    assert store.get("req-100")["timestamp"] == records[101].timestamp.isoformat()
 
 
 def test_a_bad_record_is_rejected_alone(store: PredictionStore) -> None:
@@ -118,3 +137,17 @@ def test_a_slow_database_slows_only_the_writer(store: PredictionStore) -> None:
     stats = writer.close()
     sa.event.remove(store.engine, "before_cursor_execute", slow)
     assert (stats.written, stats.dropped) == (1000, 0) and _count(store) == 1000
+
+
+def test_the_writers_sqlite_time_is_what_the_column_type_binds() -> None:
+    engine = make_engine("sqlite:///:memory:")
+    bind = predictions.c.timestamp.type.dialect_impl(engine.dialect).bind_processor(
+        engine.dialect)
+    ahead = timezone(timedelta(hours=5, minutes=30))
+    for value in (datetime(2026, 11, 23, 7, 0, 0, tzinfo=UTC),  # no microseconds
+                  datetime(2026, 11, 23, 7, 0, 0, 123456, tzinfo=UTC),
+                  datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=ahead),
+                  datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=-8)))):
+        assert sqlite_time(value) == bind(value), value  # UTCDateTime's conversion included
+    with pytest.raises(ValueError, match="naive"):
+        sqlite_time(datetime(2026, 1, 1))
