@@ -80,6 +80,11 @@ UPSTREAM_CLASS_VIEWS = class_views.make_fastapi_class_views
 sdk_service = importlib.import_module("_bentoml_sdk.service")
 
 
+def current_service() -> Any:
+    """The service instance of this worker (what BentoML gives a mounted route as `self`)."""
+    return sdk_service.get_current_service()
+
+
 def _class_views_with_async_self(cls: type, app: Any) -> None:
     """BentoML's FastAPI class views, with `self` from an async dependency.
 

@@ -1,0 +1,80 @@
+"""The V2 fast path (serving/v2_endpoint.py): valid bodies go to the service's handler,
+everything else to the FastAPI route with the body intact."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi.responses import Response
+
+from serving.v2 import InferRequest
+from serving.v2_endpoint import V2InferMiddleware
+
+PATH = "/v2/models/m/infer"
+VALID = json.dumps({"id": "7", "inputs": [
+    {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]}]}).encode()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.app_bodies: list[bytes] = []
+        self.handled: list[InferRequest] = []
+
+    async def app(self, scope: dict, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.app_bodies.append(body)
+        await Response(b"route", status_code=422)(scope, receive, send)
+
+    async def handler(self, request: InferRequest) -> Response:
+        self.handled.append(request)
+        return Response(b"fast", media_type="application/json")
+
+
+def call(path: str, chunks: list[bytes], method: str = "POST") -> tuple[Recorder, list[dict]]:
+    recorder, sent = Recorder(), []
+    middleware = V2InferMiddleware(recorder.app, path=PATH, handler=lambda: recorder.handler)
+    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                for i, c in enumerate(chunks)]
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(middleware(scope, receive, send))
+    return recorder, sent
+
+
+def body_of(sent: list[dict]) -> bytes:
+    return b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def test_a_valid_body_is_answered_by_the_handler_in_one_or_many_chunks() -> None:
+    for chunks in ([VALID], [VALID[:10], VALID[10:40], VALID[40:]]):
+        recorder, sent = call(PATH, chunks)
+        assert body_of(sent) == b"fast" and not recorder.app_bodies
+        assert recorder.handled[0].id == "7" and recorder.handled[0].inputs[0].data == [1.5]
+
+
+def test_an_invalid_body_reaches_the_route_unchanged() -> None:
+    for body in (b"{not json", json.dumps({"inputs": []}).encode(),
+                 json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP99",
+                                         "data": [1]}]}).encode()):
+        recorder, sent = call(PATH, [body[:5], body[5:]])
+        assert recorder.app_bodies == [body] and not recorder.handled
+        assert body_of(sent) == b"route" and sent[0]["status"] == 422
+
+
+def test_other_paths_and_methods_are_left_to_the_app() -> None:
+    for path, method in (("/v2/models/other/infer", "POST"), (PATH, "GET"), ("/predict", "POST")):
+        recorder, _ = call(path, [VALID], method)
+        assert recorder.app_bodies == [VALID] and not recorder.handled
