@@ -151,7 +151,6 @@ class TabularService:
         self.drift = DriftMonitor(SERVED, MONITORING, self.log)
         self.shadow = load_shadow(SETTINGS, SERVED)  # shadow.enabled: the challenger, off path
         self._drift_task: asyncio.Task | None = None
-        self._drift_warm: asyncio.Future | None = None
         self._store_task: asyncio.Task | None = None
         self.readiness = WorkerReadiness(SETTINGS.api_workers,
                                          bentoml.server_context.worker_index)
@@ -159,18 +158,18 @@ class TabularService:
     @bentoml.on_startup
     async def _start(self) -> None:
         # One worker runs the periodic check (a child process, off the request path); every
-        # worker warms its child, since POST /drift/check may land on any of them and a cold
-        # child (a process start and Evidently's import) took over 10 s on a busy machine.
+        # worker starts its child before it is ready, since POST /drift/check may land on
+        # any of them (a cold child, a process start and Evidently's import, took over 10 s
+        # on a busy machine), and started after readiness it took CPU from the first
+        # requests.
         if not self.drift.available():
             logger.warning("Evidently is not installed: no drift checks in this process; "
                            "run `python -m serving.drift` where the project is installed")
         elif MONITORING.drift.enabled:
             loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self.drift.warm)
             if bentoml.server_context.worker_index in (None, 1):
-                await loop.run_in_executor(None, self.drift.start)
                 self._drift_task = loop.create_task(self.drift.run_forever())
-            else:  # in the background: readiness does not wait for it, a check does
-                self._drift_warm = loop.run_in_executor(None, self.drift.warm)
         if self.log is not None:  # writer counts, online metrics, the latest drift run
             self._store_task = self.log.start(self.drift.export_stored)
         frozen = freeze_loaded_objects()

@@ -66,12 +66,18 @@ def run(config: BenchmarkConfig, rounds: int, postgres_url: str | None) -> dict[
                     "server_cpu": round(row.server_cpu or 0, 2)})
     throughput = {state: statistics.fmean(r["requests_per_s"] for r in rows)
                   for state, rows in measured.items()}
+    # The service's own CPU per request (its process tree only: not the load generator,
+    # not a PostgreSQL server on the same machine), steadier than throughput here.
+    cpu_ms = {state: statistics.median(1000 * r["server_cpu"] / r["requests_per_s"]
+                                       for r in rows) for state, rows in measured.items()}
     return {
         "dataset": config.dataset, "candidate": config.candidate, "clients": config.users,
         "seconds": config.seconds, "rounds": rounds,
         "store": "postgresql" if postgres_url else "sqlite",
         "requests_per_s": {k: round(v, 1) for k, v in throughput.items()},
         "cost_pct": round(100 * (1 - throughput["on"] / throughput["off"]), 2),
+        "server_cpu_ms_per_request": {k: round(v, 3) for k, v in cpu_ms.items()},
+        "cpu_cost_pct": round(100 * (cpu_ms["on"] / cpu_ms["off"] - 1), 2),
         "runs": measured,
     }
 
@@ -91,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     CONSOLE.print(f"store off {report['requests_per_s']['off']} req/s, on "
-                  f"{report['requests_per_s']['on']} req/s: cost {report['cost_pct']}% "
-                  f"-> {args.out}")
+                  f"{report['requests_per_s']['on']} req/s: cost {report['cost_pct']}%; "
+                  f"server CPU per request +{report['cpu_cost_pct']}% -> {args.out}")
     return 0
 
 

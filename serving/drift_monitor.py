@@ -103,8 +103,8 @@ class DriftMonitor:
             self._child().submit(_ready).result(timeout=CHECK_TIMEOUT_S)
 
     def warm(self) -> None:
-        """start(), for a worker that does not wait for it: a failure is logged, and the
-        next check starts a child again."""
+        """start(), at the worker's start-up: a failure is logged, not raised (the service
+        serves without drift checks), and the next check starts a child again."""
         try:
             self.start()
         except Exception:
