@@ -31,6 +31,21 @@ threadpool_limits(1, user_api="openmp")
 pytest_plugins = ["tests.servers"]
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_uris_follow_the_environment() -> None:
+    """Training sets MLflow's process-wide tracking and registry URIs (and MLflow copies them
+    into MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI); a test that pointed the variable at its
+    own store for a while left them there, and a later test found no registered model. Each
+    test starts with them at what MLFLOW_TRACKING_URI says."""
+    import mlflow
+
+    from training.registry import tracking_uri
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
 # Skip policy: a skipped test proved nothing, and one line in a green run is easy to miss
 # (the manifest tests skipped wherever kubectl was missing, and nothing installed it). A
 # skip fails its test, or the run if a whole module skipped, unless it is declared here:
