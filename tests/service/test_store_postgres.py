@@ -16,7 +16,6 @@ from sqlalchemy import create_engine, text
 from loadtests.loadgen import closed_loop
 from tests.postgres import PostgresServer, postgres_server  # noqa: F401  (fixture)
 from tests.servers import serve_dataset
-from tests.service.test_prediction_store import wait_for
 from tests.service.test_service import metric, records
 
 pytestmark = pytest.mark.slow
@@ -46,10 +45,17 @@ def test_two_replicas_share_one_history_and_one_drift_window(
                 answer = httpx.post(f"{replica.url}/predict", json=row,
                                     headers={"X-Request-ID": f"{prefix}-{i}"})
                 assert answer.status_code == 200
-        wait_for(first.url, "/predictions/b-19")
-        page = httpx.get(f"{first.url}/predictions", params={"limit": 1000}).json()
-        seen = {item["request_id"] for item in page["items"]}
-        assert {f"{p}-{i}" for p in "ab" for i in range(20)} <= seen
+        # Each replica's two workers write on their own schedule: b-19 can be stored before
+        # b-18, so wait for all of them (each within flush_interval_s of its answer).
+        wanted = {f"{p}-{i}" for p in "ab" for i in range(20)}
+        deadline = time.monotonic() + 20
+        while True:
+            page = httpx.get(f"{first.url}/predictions", params={"limit": 1000}).json()
+            seen = {item["request_id"] for item in page["items"]}
+            if wanted <= seen or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert wanted <= seen, sorted(wanted - seen)
         assert httpx.get(f"{second.url}/predictions/a-7").json()["features"]["age"] == \
             rows[7]["age"]
         # One replica's check sees both replicas' traffic; the other serves its result.
