@@ -113,14 +113,17 @@ def replay_with_feedback(server: Server, tag: str) -> tuple[object, list]:
     split = split_data(server.dataset, small_config())
     frame, truth = split.X_test, list(split.y_test)
     rows = [example_record(server.dataset.spec, r) for r in frame.to_dict("records")]
-    ids = []
+    ids: list[str] = []
     for start in range(0, len(rows), 50):
         chunk = rows[start:start + 50]
         answer = httpx.post(f"{server.url}/predict_batch", json={"records": chunk},
                             headers={"X-Request-ID": f"{tag}-{start}"})
         assert answer.status_code == 200, answer.text
         ids += [p["request_id"] for p in answer.json()["predictions"]]
-    wait_for(server.url, f"/predictions/{ids[-1]}")
+    # Each chunk may land on another API worker with its own writer, so the last id of
+    # one chunk being stored says nothing of the others: wait for every chunk's last.
+    for last in ids[49::50] + ids[-1:]:
+        assert wait_for(server.url, f"/predictions/{last}").status_code == 200, last
     actual = [t if isinstance(t, str) else float(t) for t in truth]
     result = httpx.post(f"{server.url}/feedback", json={"feedback": [
         {"request_id": i, "actual": a} for i, a in zip(ids, actual, strict=True)]}).json()
