@@ -15,6 +15,8 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 
+from serving.asgi_body import BodyTooLarge, read_body, replay
+
 # "/predict" also covers the prediction history, /predictions.
 PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info", "/feedback",
                       "/performance")
@@ -96,30 +98,15 @@ class RequestGuardMiddleware:
             await self.app(scope, receive, send)
             return
         # No Content-Length (chunked): read up to the limit here, then replay the body.
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            size += len(message.get("body", b""))
-            if size > self.max_body_bytes:
-                await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
-                              "split the batch")
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        replayed = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return replayed
-            return await receive()
-
-        await self.app(scope, replay, send)
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except BodyTooLarge:
+            await _answer(send, 413, f"body over {self.max_body_bytes} bytes; "
+                          "split the batch")
+            return
+        if body is None:
+            return  # the client went away
+        await self.app(scope, replay(body, receive), send)
 
 
 def _media_type(headers: dict[str, bytes]) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serving.asgi_body import read_body, replay
 from serving.v2 import InferRequest
 
 Handler = Callable[[InferRequest], Awaitable[Any]]  # an InferRequest in, a Response out
@@ -34,32 +35,14 @@ class V2InferMiddleware:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away
         try:
             request = InferRequest.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replay(body, receive), send)  # the route's 422
+            await self.app(scope, replay(body, receive), send)  # the route's 422
             return
         response = await self.handler()(request)
         await response(scope, receive, send)
 
-
-def _replay(body: bytes, receive: Callable) -> Callable[[], Awaitable[dict]]:
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
