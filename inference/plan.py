@@ -39,16 +39,36 @@ class Block:
     def __post_init__(self) -> None:
         self._index = [{c: i for i, c in enumerate(cats)} for cats in self.categories or []]
         self._width = sum(len(c) for c in self.categories or [])
+        self._positions: np.ndarray | None = None
 
-    def apply(self, columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    def prepare(self, layout: dict[str, int]) -> None:
+        """Fix where a numeric block's columns sit in the plan's numeric table, and its
+        statistics as arrays: per call, one fancy index instead of a column per feature."""
+        if self.categorical:
+            return
+        missing = [c for c in self.columns if c not in layout]
+        if missing:
+            raise NotCompilable(f"numeric columns {missing} are neither raw nor engineered "
+                                "numbers")
+        self._positions = np.array([layout[c] for c in self.columns], dtype=np.intp)
+        self._fill = None if self.fill is None else np.asarray(self.fill, dtype=np.float64)
+        self._mean = None if self.mean is None else np.asarray(self.mean, dtype=np.float64)
+        self._scale = None if self.scale is None else np.asarray(self.scale, dtype=np.float64)
+
+    def apply(self, table: np.ndarray, columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+        """This block's output; numeric blocks read `table`, categorical ones `columns`."""
         if not self.categorical:
-            X = np.column_stack([columns[c] for c in self.columns]).astype(np.float64, copy=False)
-            if self.fill is not None:
-                X = np.where(np.isnan(X), np.asarray(self.fill, dtype=np.float64), X)
-            if self.mean is not None:
-                X = X - np.asarray(self.mean)
-            if self.scale is not None:
-                X = X / np.asarray(self.scale)
+            if self._positions is None:
+                raise RuntimeError("Block.prepare was not called (FeaturePlan does it)")
+            X = table[:, self._positions]  # a copy: the steps below may work in place
+            if self._fill is not None:
+                nan = np.isnan(X)
+                if nan.any():
+                    X = np.where(nan, self._fill, X)
+            if self._mean is not None:
+                X -= self._mean
+            if self._scale is not None:
+                X /= self._scale
             return X
         values = [columns[c] for c in self.columns]
         if self.fill is not None:
@@ -72,6 +92,19 @@ class Block:
                 "mean": self.mean, "scale": self.scale, "categories": self.categories}
 
 
+class _Columns(dict):
+    """Categorical and engineered columns by name; a raw numeric one is sliced from the
+    table only when asked for (an engineered feature's input)."""
+
+    def __init__(self, raw: np.ndarray, layout: dict[str, int],
+                 columns: dict[str, np.ndarray]) -> None:
+        super().__init__(columns)
+        self.raw, self.layout = raw, layout
+
+    def __missing__(self, name: str) -> np.ndarray:
+        return self.raw[:, self.layout[name]]
+
+
 def _categories(values: list[Any]) -> np.ndarray:
     # canonical_value: 3, 3.0 and "3" are one category, as SpecFeatures spells them
     return np.array([np.nan if (v := canonical_value(x)) is None else v for x in values],
@@ -89,34 +122,42 @@ class FeaturePlan:
     engineered: list[dict[str, Any]]
     blocks: list[Block]
 
+    def __post_init__(self) -> None:
+        # The numeric table: raw numeric features, then the engineered numbers, in order.
+        names = [*self.numeric,
+                 *(e["name"] for e in self.engineered if e["kind"] != "bins")]
+        self._layout = {name: i for i, name in enumerate(names)}
+        for block in self.blocks:
+            block.prepare(self._layout)
+
     def matrix(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
         """The model matrix of validated records, exactly as the fitted preprocessing makes it."""
         rows = len(records)
-        columns: dict[str, np.ndarray] = {}
-        if self.numeric:
-            # None becomes NaN in a float64 array, as the DataFrame path's na_value does.
-            raw = np.array([[r.get(n) for n in self.numeric] for r in records], dtype=np.float64)
-            raw = raw.reshape(rows, len(self.numeric))
-            columns.update({name: raw[:, i] for i, name in enumerate(self.numeric)})
-        for name in self.categorical:
-            columns[name] = _categories([r.get(name) for r in records])
-        return self._finish(columns, rows)
+        # None becomes NaN in a float64 array, as the DataFrame path's na_value does.
+        raw = np.array([[r.get(n) for n in self.numeric] for r in records], dtype=np.float64)
+        columns = {name: _categories([r.get(name) for r in records])
+                   for name in self.categorical}
+        return self._finish(raw.reshape(rows, len(self.numeric)), columns, rows)
 
     def frame_matrix(self, frame: Any) -> np.ndarray:
         """The same from a DataFrame of validated rows (batch scoring reads files in frames)."""
         rows = len(frame)
-        columns: dict[str, np.ndarray] = {}
-        if self.numeric:
-            raw = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-            columns.update({name: raw[:, i] for i, name in enumerate(self.numeric)})
-        for name in self.categorical:
-            columns[name] = _categories(frame[name].tolist())
-        return self._finish(columns, rows)
+        raw = (frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+               if self.numeric else np.empty((rows, 0)))
+        columns = {name: _categories(frame[name].tolist()) for name in self.categorical}
+        return self._finish(raw, columns, rows)
 
-    def _finish(self, columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    def _finish(self, raw: np.ndarray, categorical: dict[str, np.ndarray],
+                rows: int) -> np.ndarray:
+        columns = _Columns(raw, self._layout, categorical)
+        numbers = []
         for eng in self.engineered:
-            columns[eng["name"]] = _engineer(columns, eng)
-        return np.hstack([block.apply(columns, rows) for block in self.blocks])
+            columns[eng["name"]] = value = _engineer(columns, eng)
+            if eng["kind"] != "bins":
+                numbers.append(value)
+        table = np.column_stack([raw, *numbers]) if numbers else raw
+        parts = [block.apply(table, columns, rows) for block in self.blocks]
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categorical": self.categorical,
