@@ -35,6 +35,7 @@ SCOPE: dict[str, list[str]] = {
     ],
     "contract/spec.py": ["contract.spec.*"],
     "serving/guard.py": ["serving.guard.*"],
+    "serving/asgi_body.py": ["serving.asgi_body.*"],
     "serving/batcher.py": ["serving.batcher.*"],
     "serving/answers.py": ["serving.answers.*"],
 }
