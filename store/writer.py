@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import bindparam
@@ -293,7 +294,7 @@ class StoreWriter:
             for start in range(0, len(rows), ROWS_PER_STATEMENT):
                 chunk = rows[start:start + ROWS_PER_STATEMENT]
                 connection.exec_driver_sql(insert.sql(len(chunk)),
-                                           tuple(value for row in chunk for value in row))
+                                           tuple(chain.from_iterable(chunk)))
 
     def _done(self, written: int, *, rejected: int) -> None:
         with self._lock:
