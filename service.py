@@ -30,7 +30,7 @@ from serving.availability import UNAVAILABLE, ModelUnavailable, answers_503_when
 from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
-from serving.drift_monitor import DriftMonitor
+from serving.drift_monitor import NOTHING_KEPT, DriftMonitor
 from serving.gc_pauses import freeze_loaded_objects, shorten_gil_switch
 from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware
@@ -165,6 +165,8 @@ class TabularService:
         if not self.drift.available():
             logger.warning("Evidently is not installed: no drift checks in this process; "
                            "run `python -m serving.drift` where the project is installed")
+        elif MONITORING.drift.enabled and not self.drift.keeps_records():
+            logger.warning("drift monitoring is on but %s", NOTHING_KEPT)
         elif MONITORING.drift.enabled:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self.drift.warm)

@@ -45,6 +45,11 @@ def _drift_process_init() -> None:
     import evidently.presets  # noqa: F401  (once per child, not per check)
 
 
+NOTHING_KEPT = ("neither the prediction store nor the capture keeps scored records "
+                "(monitoring.store.enabled and monitoring.capture.enabled are both false): "
+                "turn one on for drift checks")
+
+
 class DriftMonitor:
     def __init__(self, served: ServedModel, config: MonitoringConfig,
                  log: PredictionLog | None = None) -> None:
@@ -57,6 +62,10 @@ class DriftMonitor:
         self.last_error: str | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._one_at_a_time = threading.Lock()
+
+    def keeps_records(self) -> bool:
+        """Something keeps the scored records a check reads: the store or the capture."""
+        return self.log is not None or self.config.capture.enabled
 
     @staticmethod
     def available() -> bool:
@@ -168,6 +177,8 @@ class DriftMonitor:
         return self.report_path.read_text() if self.report_path.is_file() else None
 
     def status(self) -> dict[str, Any]:
+        if not self.keeps_records():
+            return {"source": None, "hint": NOTHING_KEPT}
         return {"source": "prediction store" if self.log is not None else "capture",
                 "capture_dir": str(self.config.capture_dir),
                 "interval_s": self.config.drift.interval_s,

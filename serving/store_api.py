@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from sqlalchemy.exc import SQLAlchemyError
 
 from contract.spec import canonical_value
+from serving.drift_monitor import NOTHING_KEPT
 from serving.model_store import ServedModel
 from serving.openapi import ERROR, NOT_FOUND
 from store import Feedback, InvalidCursor
@@ -209,6 +210,8 @@ def make_router(served: ServedModel) -> APIRouter:
         501: {"description": "Evidently not installed", **ERROR}})
     async def drift_check(service: Service) -> JSONResponse:
         """Run a drift check now instead of waiting for the next periodic one."""
+        if not service.drift.keeps_records():
+            return _error(409, NOTHING_KEPT)
         if not service.drift.available():
             return _error(501, "Evidently is not installed in this image; run `python -m "
                           "serving.drift` (the drift CronJob) against the store instead")
