@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
-from loadtests.benchmark_report import Row, render
+from loadtests.benchmark_report import Row, keeping_sections, render
 from loadtests.loadgen import Request, closed_loop, open_loop
 from loadtests.mlserver_peer import VERSION as MLSERVER_VERSION
 from loadtests.mlserver_peer import mlserver, v2_request, write_model
@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
 
     elapsed = time.perf_counter() - started
     report = render(config, rows, tag, elapsed, cores)
-    args.out.write_text(report)
+    previous = args.out.read_text() if args.out.is_file() else ""
+    args.out.write_text(keeping_sections(report, previous))  # e.g. the store's cost
     results = ROOT / "reports" / "benchmark.json"
     results.parent.mkdir(exist_ok=True)
     results.write_text(json.dumps([{"name": r.name, **(r.result.summary() if r.result else {}),

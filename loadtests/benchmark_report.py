@@ -4,6 +4,7 @@ rows, and BENCHMARKS.md rendered from both (loadtests/benchmark.py measures)."""
 from __future__ import annotations
 
 import platform
+import re
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -113,3 +114,38 @@ def render(config: BenchmarkConfig, rows: list[Row], tag: str, elapsed: float,
         "*Load testing and benchmark*.", "",
     ]
     return "\n".join(lines)
+
+
+# Sections that other measurements (loadtests.store_cost) write into BENCHMARKS.md and that
+# a new benchmark run keeps: <!-- section NAME --> ... <!-- /section NAME -->.
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- section {name} -->", f"<!-- /section {name} -->"
+
+
+def sections(text: str) -> dict[str, str]:
+    """Every marked section of `text`, by name, markers included."""
+    found: dict[str, str] = {}
+    for match in re.finditer(r"<!-- section ([\w-]+) -->", text):
+        end = text.find(_markers(match.group(1))[1], match.end())
+        if end != -1:
+            found[match.group(1)] = text[match.start():end + len(_markers(match.group(1))[1])]
+    return found
+
+
+def with_section(text: str, name: str, body: str) -> str:
+    """`text` with section `name` holding `body`: replaced where it is, else appended."""
+    start, end = _markers(name)
+    block = f"{start}\n{body.strip()}\n{end}"
+    old = sections(text).get(name)
+    if old is not None:
+        return text.replace(old, block)
+    return f"{text.rstrip()}\n\n{block}\n"
+
+
+def keeping_sections(report: str, previous: str) -> str:
+    """A new report with the marked sections of the previous one it lacks appended."""
+    own = sections(report)
+    for name, block in sections(previous).items():
+        if name not in own:
+            report = f"{report.rstrip()}\n\n{block}\n"
+    return report

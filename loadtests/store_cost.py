@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from loadtests.benchmark import (
     measure,
     train_champion,
 )
+from loadtests.benchmark_report import with_section
 from loadtests.server import ROOT
 
 OUT = ROOT / "reports" / "store-cost.json"
@@ -88,6 +90,25 @@ def run(config: BenchmarkConfig, rounds: int, postgres_url: str | None) -> dict[
     }
 
 
+def section(report: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section of one run: one row with the store on and off."""
+    rate, cpu = report["requests_per_s"], report["server_cpu_ms_per_request"]
+    return "\n".join([
+        f"## Prediction store cost ({report['store']})", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
+        "`python -m loadtests.store_cost`: the service as configured (drift off), "
+        f"{report['clients']} closed-loop clients on /predict, {report['rounds']} rounds of "
+        f"{report['seconds']:.0f} s ordered off-on, on-off, ... ({report['dataset']}, "
+        f"{report['candidate']}).", "",
+        "| store | req/s | server CPU ms per request | cost (means) | cost (median of the "
+        "rounds' own) | target |", "|---|---|---|---|---|---|",
+        f"| off | {rate['off']:,.0f} | {cpu['off']:.3f} | | | |",
+        f"| on | {rate['on']:,.0f} | {cpu['on']:.3f} | {report['cost_pct']:.1f}% | "
+        f"{report['paired_cost_pct']:.1f}% | <= 5%: "
+        f"{'yes' if report['cost_pct'] <= 5 else 'no'} |",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -95,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="override the per-measurement seconds")
     parser.add_argument("--postgres-url", help="store in this PostgreSQL instead of SQLite")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--benchmarks", type=Path, default=ROOT / "BENCHMARKS.md",
+                        help="the Markdown report whose store-cost section this rewrites")
     args = parser.parse_args(argv)
     raw = yaml.safe_load(args.config.read_text())
     if args.seconds:
@@ -102,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     report = run(BenchmarkConfig.model_validate(raw), args.rounds, args.postgres_url)
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.benchmarks.is_file():  # the row beside the serving benchmark's
+        args.benchmarks.write_text(with_section(args.benchmarks.read_text(),
+                                                f"store-cost-{report['store']}",
+                                                section(report)))
     CONSOLE.print(f"store off {report['requests_per_s']['off']} req/s, on "
                   f"{report['requests_per_s']['on']} req/s: cost {report['cost_pct']}% (median of "
                   f"the rounds' own: {report['paired_cost_pct']}%); server CPU per request "
