@@ -126,9 +126,10 @@ def sections(text: str) -> dict[str, str]:
     """Every marked section of `text`, by name, markers included."""
     found: dict[str, str] = {}
     for match in re.finditer(r"<!-- section ([\w-]+) -->", text):
-        end = text.find(_markers(match.group(1))[1], match.end())
+        closing = _markers(match.group(1))[1]
+        end = text.find(closing, match.end())
         if end != -1:
-            found[match.group(1)] = text[match.start():end + len(_markers(match.group(1))[1])]
+            found[match.group(1)] = text[match.start():end + len(closing)]
     return found
 
 
