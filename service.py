@@ -22,6 +22,7 @@ import bentoml
 import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from pydantic_core import to_json
 
 from inference.predictor import load_predictor
 from serving import listen_sockets, redaction, request_ids, store_api, upstream_fixes
@@ -207,7 +208,7 @@ class TabularService:
                 out = await self.runner.to_async.score(records)
             except UNAVAILABLE as exc:
                 raise ModelUnavailable from exc
-        answers = [self.formatter.answer(row) for row in out]
+        answers = self.formatter.answers(out)
         ids, now = request_ids.record_ids(request_ids.current(), len(answers)), datetime.now(UTC)
         record = partial(self._record, endpoint, ids, now)  # with a shadow: once it has scored
         if self.shadow is None or not self.shadow.submit(records, answers, record):
@@ -232,9 +233,11 @@ class TabularService:
     @answers_503_when_unavailable
     async def predict_batch(self, records: list[Any]) -> Any:
         """Score up to max_batch_records records; answers are in request order."""
-        answers = await self._score([r.model_dump() for r in records], "predict_batch")
-        return Predictions.model_construct(
-            predictions=[Prediction.model_construct(**a) for a in answers])
+        # A validated record's fields are its __dict__ (flat values: model_dump would copy
+        # them one by one), and the answers are serialised once, here: per-record models
+        # and BentoML's encoding of them were a fifth of a 1,000-row request's CPU.
+        answers = await self._score([r.__dict__ for r in records], "predict_batch")
+        return Response(to_json({"predictions": answers}), media_type="application/json")
 
     @http.get("/model_info")
     def model_info(self) -> dict[str, Any]:

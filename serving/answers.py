@@ -24,20 +24,27 @@ class Formatter:
     model_version: str
 
     def answer(self, row: np.ndarray | float) -> dict[str, Any]:
-        base = {"model_name": self.model_name, "model_version": self.model_version}
+        return self._answer(np.asarray(row).tolist())
+
+    def answers(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """One answer per row of a model call (one conversion to Python for the batch)."""
+        return [self._answer(values) for values in np.asarray(rows).tolist()]
+
+    def _answer(self, values: list[float] | float) -> dict[str, Any]:
+        answer: dict[str, Any] = {"model_name": self.model_name,
+                                  "model_version": self.model_version}
         if not self.spec.is_classifier:
-            return base | {"prediction": float(row)}
-        # tolist and max over the dict: a few classes are cheaper in Python than through
-        # NumPy's per-call dispatch; max keeps the first of tied classes, as argmax does.
-        values = np.asarray(row).tolist()
-        probabilities = dict(zip(self.classes, values, strict=True))
-        answer = base | {
-            "prediction": max(probabilities, key=probabilities.__getitem__),
-            "probabilities": probabilities,
-        }
+            answer["prediction"] = float(values)  # type: ignore[arg-type]
+            return answer
+        # A few classes are cheaper in Python than through NumPy's per-call dispatch; max
+        # keeps the first of tied classes, as argmax does.
+        probabilities = dict(zip(self.classes, values, strict=True))  # type: ignore[arg-type]
+        answer["prediction"] = max(probabilities, key=probabilities.__getitem__)
+        answer["probabilities"] = probabilities
         if self.spec.task == "binary":
             positive = probabilities[self.spec.target.positive_class or ""]
-            answer |= {"probability": positive, "risk_level": self.risk.level(positive)}
+            answer["probability"] = positive
+            answer["risk_level"] = self.risk.level(positive)
         return answer
 
     def v2_outputs(self, answers: list[dict[str, Any]]) -> list[InferOutput]:

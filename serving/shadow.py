@@ -177,7 +177,7 @@ class Shadow:
         for batch, answers, queued, record in jobs:
             rows = out[at:at + len(batch)]
             at += len(batch)
-            shadows = [self.formatter.answer(row) for row in rows]
+            shadows = self.formatter.answers(rows)
             agreed = sum(self.agree(a, s) for a, s in zip(answers, shadows, strict=True))
             self.rows.inc(len(batch))
             self.agreed.inc(agreed)

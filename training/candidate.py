@@ -103,7 +103,8 @@ def train_candidate(
         compiled = None
         if config.compile.enabled:
             compiled = compile_pipeline(model, spec, split.X_test,
-                                        config.compile.parity_tolerance)
+                                        config.compile.parity_tolerance,
+                                        config.compile.tree_engines)
             _log_compiled(compiled)
         params = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
         mlflow.log_params({"candidate": candidate.name,

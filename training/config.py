@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -51,6 +51,9 @@ class CompileConfig(StrictModel):
     enabled: bool = True
     # Largest difference of a probability or value from the pipeline's on the hold-out rows
     parity_tolerance: float = Field(default=1e-6, gt=0.0, le=1e-3)
+    # Tree ensembles: the forms to try, in order; the first within parity is kept.
+    tree_engines: list[Literal["onnx", "treelite"]] = Field(
+        default=["onnx", "treelite"], min_length=1)
 
 
 class DatasetOverrides(StrictModel):

@@ -77,3 +77,15 @@ def test_v2_outputs_of_a_regressor_are_one_fp64_tensor() -> None:
     answers = [f.answer(151.5), f.answer(80.25), f.answer(0.0)]
     assert [o.model_dump() for o in f.v2_outputs(answers)] == [
         {"name": "predict", "shape": [3], "datatype": "FP64", "data": [151.5, 80.25, 0.0]}]
+
+
+@pytest.mark.parametrize("dataset", ["breast_cancer", "iris", "diabetes"])
+def test_a_batch_of_rows_answers_as_each_row_alone(dataset) -> None:
+    f = formatter(dataset)
+    rng = np.random.default_rng(7)
+    rows = (rng.dirichlet(np.ones(len(f.classes)), size=5) if f.classes
+            else rng.normal(150, 50, size=5).astype(np.float32))
+    rows[1] = rows[0]  # ties between rows change nothing; ties within a row: first class
+    assert f.answers(rows) == [f.answer(row) for row in rows]
+    assert all(type(a["prediction"]) is (float if not f.classes else str)
+               for a in f.answers(rows))

@@ -34,8 +34,8 @@ class Model:
 
 
 class Answers:
-    def answer(self, row: float) -> dict[str, Any]:
-        return {"model_version": "v2", "prediction": float(row)}
+    def answers(self, rows: Any) -> list[dict[str, Any]]:
+        return [{"model_version": "v2", "prediction": float(row)} for row in rows]
 
 
 def shadow(model: Model, max_queue_rows: int = 100) -> tuple[Shadow, dict]:
