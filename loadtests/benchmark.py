@@ -17,6 +17,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
 from loadtests.benchmark_report import Row, keeping_sections, render
-from loadtests.loadgen import Request, closed_loop, open_loop
+from loadtests.loadgen import LoadResult, Request, closed_loop, open_loop
 from loadtests.mlserver_peer import VERSION as MLSERVER_VERSION
 from loadtests.mlserver_peer import mlserver, v2_request, write_model
 from loadtests.server import BIN, ROOT, bentoml_command, serve_command
@@ -78,26 +79,81 @@ def batch_metrics(url: str) -> tuple[float, float]:
     return sums, counts
 
 
+@dataclass
+class Target:
+    """One endpoint to measure: a server (its URL and process tree) and its requests."""
+
+    name: str
+    url: str
+    pid: int
+    bodies: list[Any]
+    rows: int = 1
+    batching: bool = False
+    base: bool = False  # the bodies are `Request`s with their own paths (V2), sent to `url`
+
+    @property
+    def path(self) -> str:
+        if self.base:
+            return self.url
+        return f"{self.url}/predict" if self.rows == 1 else f"{self.url}/predict_batch"
+
+
+@dataclass
+class _Run:
+    result: LoadResult
+    wall: float
+    server_cpu: float
+    own_cpu: float
+    rows: float = 0.0
+    calls: float = 0.0
+
+
+def _run(target: Target, clients: int, seconds: float) -> _Run:
+    before = batch_metrics(target.url) if target.batching else (0.0, 0.0)
+    me = psutil.Process()
+    cpu0, own0, wall0 = tree_cpu_seconds(target.pid), sum(me.cpu_times()[:2]), time.perf_counter()
+    result = asyncio.run(closed_loop(target.path, target.bodies, clients, seconds=seconds,
+                                     rows_per_request=target.rows))
+    run = _Run(result, time.perf_counter() - wall0, tree_cpu_seconds(target.pid) - cpu0,
+               sum(me.cpu_times()[:2]) - own0)
+    if target.batching:
+        after = batch_metrics(target.url)
+        run.rows, run.calls = after[0] - before[0], after[1] - before[1]
+    return run
+
+
+def _row(target: Target, runs: list[_Run]) -> Row:
+    wall = sum(r.wall for r in runs)
+    calls = sum(r.calls for r in runs)
+    return Row(target.name, LoadResult.merged([r.result for r in runs]),
+               sum(r.server_cpu for r in runs) / wall, sum(r.own_cpu for r in runs) / wall,
+               batch_size=sum(r.rows for r in runs) / calls if calls else None)
+
+
 def measure(name: str, url: str, pid: int, bodies: list[Any], clients: int, seconds: float,
             warmup: float, rows: int = 1, batching: bool = False, base: bool = False) -> Row:
     """`base`: the bodies are `Request`s with their own paths (V2), sent to the bare URL."""
+    target = Target(name, url, pid, bodies, rows, batching, base)
     CONSOLE.print(f"  {name}: {clients} clients x {seconds:.0f}s", highlight=False)
-    path = url if base else f"{url}/predict" if rows == 1 else f"{url}/predict_batch"
     if warmup:
-        asyncio.run(closed_loop(path, bodies, clients, seconds=warmup))
-    before_batches = batch_metrics(url) if batching else (0.0, 0.0)
-    me = psutil.Process()
-    cpu0, own0, wall0 = tree_cpu_seconds(pid), sum(me.cpu_times()[:2]), time.perf_counter()
-    result = asyncio.run(closed_loop(path, bodies, clients, seconds=seconds,
-                                     rows_per_request=rows))
-    wall = time.perf_counter() - wall0
-    row = Row(name, result, (tree_cpu_seconds(pid) - cpu0) / wall,
-              (sum(me.cpu_times()[:2]) - own0) / wall)
-    if batching:
-        after = batch_metrics(url)
-        batched, batches = after[0] - before_batches[0], after[1] - before_batches[1]
-        row.batch_size = batched / batches if batches else None
-    return row
+        asyncio.run(closed_loop(target.path, bodies, clients, seconds=warmup))
+    return _row(target, [_run(target, clients, seconds)])
+
+
+def measure_alternating(first: Target, second: Target, clients: int, seconds: float,
+                        warmup: float) -> tuple[Row, Row]:
+    """Two servers up at once, measured in turn, first-second-second-first, each for half
+    of `seconds`: this machine's speed drifts by a fifth within minutes, and a ratio of two
+    rows measured minutes apart measured the drift as much as the servers."""
+    CONSOLE.print(f"  {first.name} | {second.name}: {clients} clients x {seconds:.0f}s each, "
+                  "in turn", highlight=False)
+    runs: dict[str, list[_Run]] = {first.name: [], second.name: []}
+    for target in (first, second):
+        if warmup:
+            asyncio.run(closed_loop(target.path, target.bodies, clients, seconds=warmup))
+    for target in (first, second, second, first):
+        runs[target.name].append(_run(target, clients, seconds / 2))
+    return _row(first, runs[first.name]), _row(second, runs[second.name])
 
 
 @contextmanager
@@ -210,12 +266,18 @@ def main(argv: list[str] | None = None) -> int:
         rows += inprocess(tag, config.inprocess_batch_sizes, records)
 
         v2 = v2_bodies(tag, records)
-        CONSOLE.print("[bold]the service as configured: compiled model, in-process batching[/]")
+        CONSOLE.print("[bold]the service as configured: compiled model, in-process batching,"
+                      " beside the no-op endpoint on the same stack[/]")
         with bentoml_server(env | {"BATCHING_MODE": "in_process"}, home / "inproc.log") as (
-                url, pid):
-            batching = measure(f"service, in-process batching, {workers} API worker(s), "
-                               "compiled, /predict", url, pid, records, config.users,
-                               config.seconds, config.warmup_seconds, batching=True)
+                url, pid), bentoml_server(env, home / "noop.log",
+                                          "loadtests.noop_service:NoopService") as (
+                noop_url, noop_pid):
+            noop, batching = measure_alternating(
+                Target(f"no-op endpoint (HTTP ceiling), {workers} worker(s)", noop_url,
+                       noop_pid, records),
+                Target(f"service, in-process batching, {workers} API worker(s), compiled, "
+                       "/predict", url, pid, records, batching=True),
+                config.users, config.seconds, config.warmup_seconds)
             rows.append(batching)
             rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
                                 "compiled, V2 infer", url, pid, v2, config.users,
@@ -267,12 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                                     proc.pid, records, config.users, config.seconds,
                                     config.warmup_seconds))
 
-        CONSOLE.print("[bold]no-op endpoint, same BentoML stack[/]")
-        with bentoml_server(env, home / "noop.log", "loadtests.noop_service:NoopService") as (
-                url, pid):
-            rows.append(measure(f"no-op endpoint (HTTP ceiling), {workers} worker(s)", url, pid,
-                                records,
-                                config.users, config.seconds, config.warmup_seconds))
+        rows.append(noop)  # measured beside /predict, listed last as the ceiling
 
     elapsed = time.perf_counter() - started
     report = render(config, rows, tag, elapsed, cores)

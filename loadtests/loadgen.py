@@ -66,6 +66,20 @@ class LoadResult:
     def requests(self) -> int:
         return sum(self.statuses.values()) + sum(self.errors.values())
 
+    @classmethod
+    def merged(cls, parts: Sequence[LoadResult]) -> LoadResult:
+        """One result of several runs against the same endpoint (their seconds add up)."""
+        out = cls(rows_per_request=parts[0].rows_per_request if parts else 1)
+        for part in parts:
+            out.seconds += part.seconds
+            out.statuses += part.statuses
+            out.errors += part.errors
+            out.unexpected += part.unexpected
+            out.latencies_ms += part.latencies_ms
+            for status, values in part.by_status_ms.items():
+                out.by_status_ms.setdefault(status, []).extend(values)
+        return out
+
     @property
     def failures(self) -> int:
         return sum(self.errors.values()) + sum(self.unexpected.values())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from contract.spec import load_dataset_spec
 from loadtests.loadgen import (
+    LoadResult,
     Request,
     as_requests,
     check_loopback,
@@ -120,3 +122,15 @@ def test_replay_reads_rows_through_the_data_loader() -> None:
 def test_replay_defaults_to_the_specs_own_source() -> None:
     rows = records_from_csv("iris")
     assert len(rows) == 150 and set(rows[0]) == set(load_dataset_spec("iris").feature_names)
+
+
+def test_results_of_turns_merge_into_one() -> None:
+    first = LoadResult(seconds=10, statuses=Counter({200: 900, 503: 10}),
+                       latencies_ms=[5.0] * 910, by_status_ms={200: [5.0] * 900},
+                       rows_per_request=1)
+    second = LoadResult(seconds=10, statuses=Counter({200: 1100}), errors=Counter(
+        {"ClientOSError": 2}), latencies_ms=[50.0] * 1100, by_status_ms={200: [50.0] * 1100})
+    merged = LoadResult.merged([first, second])
+    assert merged.throughput == 100.0 and merged.requests == 2012 and merged.failures == 2
+    assert len(merged.by_status_ms[200]) == 2000 and merged.percentile(0.99) == 50.0
+    assert first.throughput == 90.0  # the parts are left as they were
