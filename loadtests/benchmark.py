@@ -162,6 +162,16 @@ def bentoml_server(env: dict[str, str], log: Path, target: str | None = None):
         yield url, process.pid
 
 
+def beside(home: Path) -> Path:
+    """A BentoML home sharing `home`'s model store: a server started in the same home wipes
+    the running one's Prometheus directory (BentoML cleans it at start)."""
+    other = home / "bentoml-beside"
+    other.mkdir(exist_ok=True)
+    if not (other / "models").exists():
+        (other / "models").symlink_to(home / "bentoml" / "models", target_is_directory=True)
+    return other
+
+
 def train_champion(config: BenchmarkConfig, home: Path) -> str:
     """A champion with only the configured candidate, in temporary stores; returns its tag."""
     os.environ["BENTOML_HOME"] = str(home / "bentoml")
@@ -269,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         CONSOLE.print("[bold]the service as configured: compiled model, in-process batching,"
                       " beside the no-op endpoint on the same stack[/]")
         with bentoml_server(env | {"BATCHING_MODE": "in_process"}, home / "inproc.log") as (
-                url, pid), bentoml_server(env, home / "noop.log",
+                url, pid), bentoml_server(env | {"BENTOML_HOME": str(beside(home))},
+                                          home / "noop.log",
                                           "loadtests.noop_service:NoopService") as (
                 noop_url, noop_pid):
             noop, batching = measure_alternating(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from store.coltypes import BigId, JSONType, UTCDateTime
@@ -43,6 +43,10 @@ class Prediction(Base):
         Index("ix_predictions_timestamp_id", "timestamp", "id"),
         # Drift windows and online performance are per model (version), newest first.
         Index("ix_predictions_model", "model_name", "model_version", "timestamp"),
+        # Online performance: the newest labelled rows per version, without a scan of all.
+        Index("ix_predictions_labelled", "model_name", "model_version", "timestamp", "id",
+              sqlite_where=text("feedback_at IS NOT NULL"),
+              postgresql_where=text("feedback_at IS NOT NULL")),
     )
 
 

@@ -23,10 +23,10 @@ def _schema_diff(engine: sa.Engine) -> list:
 
 
 def test_empty_database_upgrades_to_head_matching_the_models(store_url: str) -> None:
-    assert upgrade(store_url) == head_revision() == "0002"
+    assert upgrade(store_url) == head_revision() == "0003"
     engine = make_engine(store_url)
     assert _schema_diff(engine) == []
-    assert upgrade(store_url) == "0002"  # again: nothing to do, no error
+    assert upgrade(store_url) == "0003"  # again: nothing to do, no error
     engine.dispose()
 
 
@@ -41,8 +41,8 @@ def test_previous_revision_upgrades_with_rows_preserved(store_url: str) -> None:
     with engine.begin() as connection:
         connection.execute(sa.insert(old), rows)
 
-    assert upgrade(store_url) == "0002"
-    assert current_revision(engine) == "0002"
+    assert upgrade(store_url) == "0003"
+    assert current_revision(engine) == "0003"
     assert _schema_diff(engine) == []
     store = PredictionStore.from_url(store_url)
     page = store.history(limit=10)
@@ -72,4 +72,4 @@ def test_concurrent_upgrades_wait_for_each_other(store_url: str) -> None:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert errors == [] and results == ["0002"] * 4
+    assert errors == [] and results == ["0003"] * 4

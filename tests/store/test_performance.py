@@ -91,3 +91,30 @@ def test_regressor_window_and_versions(store: PredictionStore) -> None:
         })
     assert store.performance("m", model_version="1")[0].model_version == "1"
     assert store.performance("other") == []
+
+
+def test_online_metrics_read_only_labelled_rows_through_their_index(tmp_path) -> None:
+    """Every worker computes them every metrics_interval_s: a scan of every prediction of
+    the model, labelled or not, took a quarter of a worker's CPU under load."""
+    from sqlalchemy import event
+
+    store = PredictionStore.from_url(f"sqlite:///{tmp_path / 'store.db'}")
+    write_all(store, [record(i) for i in range(200)])
+    store.feedback([Feedback(f"req-{i}", "yes") for i in range(0, 200, 20)])
+    plans: list[str] = []
+
+    def explain(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plans.append(" | ".join(str(r[-1]) for r in rows))
+
+    event.listen(store.engine, "before_cursor_execute", explain)
+    try:
+        [got] = store.performance("m")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", explain)
+    assert got.labelled == 10
+    assert len(plans) == 2, plans  # the versions, then the newest labelled rows of each
+    assert all("ix_predictions_labelled" in plan and "SCAN predictions" not in plan
+               for plan in plans), plans
+    store.close()
