@@ -32,6 +32,7 @@ from serving.batcher import MicroBatcher
 from serving.capture import PredictionCapture
 from serving.config import load_serving_config
 from serving.drift_monitor import NOTHING_KEPT, DriftMonitor
+from serving.fast_path import FastPathMiddleware, FastRoute
 from serving.gc_pauses import freeze_loaded_objects, shorten_gil_switch
 from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware
@@ -52,7 +53,6 @@ from serving.v2 import (
     records_from_inputs,
     validate_records,
 )
-from serving.v2_endpoint import V2InferMiddleware
 
 SETTINGS = load_serving_config()
 SERVED = find_served_model(SETTINGS.served_tag)  # fails start-up with what to run if missing
@@ -226,8 +226,17 @@ class TabularService:
     @answers_503_when_unavailable
     async def predict(self, **record: Any) -> Any:
         """Score one record (a flat object of raw feature values)."""
-        # model_construct: the answer is built by our own code, no need to validate it again.
-        return Prediction.model_construct(**(await self._score([record], "predict"))[0])
+        # A valid record is answered by predict_answer (serving/fast_path.py) before this
+        # route is reached; the route documents it and answers invalid ones.
+        return await self.predict_answer(Record.model_construct(**record))
+
+    @answers_503_when_unavailable
+    async def predict_answer(self, record: Any) -> Response:
+        # A validated record's fields are its __dict__; model_construct: the answer is built
+        # by our own code, no need to validate it again; encoded as BentoML would encode it.
+        answer = (await self._score([record.__dict__], "predict"))[0]
+        return Response(Prediction.model_construct(**answer).model_dump_json(),
+                        media_type="application/json")
 
     @bentoml.api(route="/predict_batch", input_spec=Batch, output_spec=Predictions)
     @answers_503_when_unavailable
@@ -270,7 +279,7 @@ class TabularService:
     @http.post("/v2/models/{name}/infer", response_model=InferResponse,
                responses={**NOT_FOUND, 400: {"description": "invalid inputs", **ERROR}})
     async def v2_infer(self, name: str, request: InferRequest) -> Any:
-        # For the served name, serving/v2_endpoint.py answers before this route is reached
+        # For the served name, serving/fast_path.py answers before this route is reached
         # (through v2_answer); the route documents it and answers the other names.
         if name != SERVED.name:
             return _unknown_model(name)
@@ -331,7 +340,10 @@ TabularService.add_asgi_middleware(
 )
 # X-Request-ID in, the same (or a new UUID) out; the answers and the store carry it.
 TabularService.add_asgi_middleware(request_ids.RequestIdMiddleware, paths=SCORING_PATHS)
-# Innermost of ours: V2 infer for the served model without FastAPI's layers.
-TabularService.add_asgi_middleware(
-    V2InferMiddleware, path=f"/v2/models/{SERVED.name}/infer",
-    handler=lambda: upstream_fixes.current_service().v2_answer)
+# Innermost of ours: /predict and V2 infer for the served model without the framework's
+# per-request layers (serving/fast_path.py).
+TabularService.add_asgi_middleware(FastPathMiddleware, routes={
+    "/predict": FastRoute(Record, lambda: upstream_fixes.current_service().predict_answer),
+    f"/v2/models/{SERVED.name}/infer": FastRoute(
+        InferRequest, lambda: upstream_fixes.current_service().v2_answer),
+})

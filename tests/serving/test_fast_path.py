@@ -1,5 +1,5 @@
-"""The V2 fast path (serving/v2_endpoint.py): valid bodies go to the service's handler,
-everything else to the FastAPI route with the body intact."""
+"""The fast path (serving/fast_path.py): valid bodies go to the service's handler for their
+path, everything else to the route with the body intact."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import json
 from typing import Any
 
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
+from serving.fast_path import FastPathMiddleware, FastRoute
 from serving.v2 import InferRequest
-from serving.v2_endpoint import V2InferMiddleware
 
 PATH = "/v2/models/m/infer"
+
+
+class Point(BaseModel):  # as the generated record models: strict, no extra fields
+    model_config = ConfigDict(extra="forbid", strict=True)
+    x: float
 VALID = json.dumps({"id": "7", "inputs": [
     {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]}]}).encode()
 
@@ -20,7 +26,7 @@ VALID = json.dumps({"id": "7", "inputs": [
 class Recorder:
     def __init__(self) -> None:
         self.app_bodies: list[bytes] = []
-        self.handled: list[InferRequest] = []
+        self.handled: list[Any] = []
 
     async def app(self, scope: dict, receive: Any, send: Any) -> None:
         body = b""
@@ -32,14 +38,16 @@ class Recorder:
         self.app_bodies.append(body)
         await Response(b"route", status_code=422)(scope, receive, send)
 
-    async def handler(self, request: InferRequest) -> Response:
+    async def handler(self, request: Any) -> Response:
         self.handled.append(request)
         return Response(b"fast", media_type="application/json")
 
 
 def call(path: str, chunks: list[bytes], method: str = "POST") -> tuple[Recorder, list[dict]]:
     recorder, sent = Recorder(), []
-    middleware = V2InferMiddleware(recorder.app, path=PATH, handler=lambda: recorder.handler)
+    middleware = FastPathMiddleware(recorder.app, routes={
+        PATH: FastRoute(InferRequest, lambda: recorder.handler),
+        "/predict": FastRoute(Point, lambda: recorder.handler)})
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
                 for i, c in enumerate(chunks)]
 
@@ -74,7 +82,19 @@ def test_an_invalid_body_reaches_the_route_unchanged() -> None:
         assert body_of(sent) == b"route" and sent[0]["status"] == 422
 
 
+def test_each_path_validates_against_its_own_model() -> None:
+    point = json.dumps({"x": 2}).encode()
+    recorder, sent = call("/predict", [point])
+    assert body_of(sent) == b"fast" and recorder.handled == [Point(x=2.0)]
+    for body in (VALID, json.dumps({"x": 2, "y": 1}).encode(), json.dumps({"x": "2"}).encode()):
+        recorder, sent = call("/predict", [body])
+        assert recorder.app_bodies == [body] and not recorder.handled and sent[0]["status"] == 422
+    recorder, _ = call(PATH, [point])
+    assert recorder.app_bodies == [point] and not recorder.handled
+
+
 def test_other_paths_and_methods_are_left_to_the_app() -> None:
-    for path, method in (("/v2/models/other/infer", "POST"), (PATH, "GET"), ("/predict", "POST")):
+    for path, method in (("/v2/models/other/infer", "POST"), (PATH, "GET"),
+                         ("/predict", "GET"), ("/predict_batch", "POST")):
         recorder, _ = call(path, [VALID], method)
         assert recorder.app_bodies == [VALID] and not recorder.handled
