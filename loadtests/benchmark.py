@@ -140,20 +140,20 @@ def measure(name: str, url: str, pid: int, bodies: list[Any], clients: int, seco
     return _row(target, [_run(target, clients, seconds)])
 
 
-def measure_alternating(first: Target, second: Target, clients: int, seconds: float,
-                        warmup: float) -> tuple[Row, Row]:
-    """Two servers up at once, measured in turn, first-second-second-first, each for half
-    of `seconds`: this machine's speed drifts by a fifth within minutes, and a ratio of two
-    rows measured minutes apart measured the drift as much as the servers."""
-    CONSOLE.print(f"  {first.name} | {second.name}: {clients} clients x {seconds:.0f}s each, "
-                  "in turn", highlight=False)
-    runs: dict[str, list[_Run]] = {first.name: [], second.name: []}
-    for target in (first, second):
+def measure_in_turns(targets: list[Target], clients: int, seconds: float,
+                     warmup: float) -> list[Row]:
+    """Servers up at once, measured in turn, forwards then backwards (A B C C B A), each
+    turn half of `seconds`: this machine's speed drifts by a fifth within minutes, and a
+    ratio of two rows measured minutes apart measured the drift as much as the servers."""
+    CONSOLE.print(f"  {' | '.join(t.name for t in targets)}: {clients} clients x "
+                  f"{seconds:.0f}s each, in turns", highlight=False)
+    runs: dict[str, list[_Run]] = {t.name: [] for t in targets}
+    for target in targets:
         if warmup:
             asyncio.run(closed_loop(target.path, target.bodies, clients, seconds=warmup))
-    for target in (first, second, second, first):
+    for target in [*targets, *reversed(targets)]:
         runs[target.name].append(_run(target, clients, seconds / 2))
-    return _row(first, runs[first.name]), _row(second, runs[second.name])
+    return [_row(t, runs[t.name]) for t in targets]
 
 
 @contextmanager
@@ -283,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
                                           home / "noop.log",
                                           "loadtests.noop_service:NoopService") as (
                 noop_url, noop_pid):
-            noop, batching = measure_alternating(
-                Target(f"no-op endpoint (HTTP ceiling), {workers} worker(s)", noop_url,
-                       noop_pid, records),
+            noop, batching, noop_api = measure_in_turns([
+                Target(f"no-op endpoint (HTTP ceiling), same path as /predict, {workers} "
+                       "worker(s)", noop_url, noop_pid, records),
                 Target(f"service, in-process batching, {workers} API worker(s), compiled, "
                        "/predict", url, pid, records, batching=True),
+                Target(f"no-op endpoint through BentoML's API route, {workers} worker(s)",
+                       f"{noop_url}/predict_api", noop_pid, records, base=True)],
                 config.users, config.seconds, config.warmup_seconds)
             rows.append(batching)
             rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
@@ -340,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                                     proc.pid, records, config.users, config.seconds,
                                     config.warmup_seconds))
 
-        rows.append(noop)  # measured beside /predict, listed last as the ceiling
+        rows += [noop, noop_api]  # measured beside /predict, listed last as the ceilings
 
     elapsed = time.perf_counter() - started
     report = render(config, rows, tag, elapsed, cores)

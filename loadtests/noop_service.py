@@ -1,15 +1,22 @@
 """The HTTP ceiling of the serving stack: the same BentoML server and the same generated
 record model as service.py, but no model call.
 
+`POST /predict` goes the way service.py's does: the fast path (serving/fast_path.py)
+validates the record straight from JSON and answers with the encoded answer model.
+`POST /predict_api` is the same through BentoML's own endpoint machinery (what /predict
+went through before the fast path), for what that machinery costs.
+
     MODEL_TAG=NAME:latest bentoml serve loadtests.noop_service:NoopService
 """
 
 from typing import Any
 
 import bentoml
+from starlette.responses import Response
 
 from serving import listen_sockets
 from serving.config import load_serving_config
+from serving.fast_path import FastPathMiddleware, FastRoute
 from serving.model_store import find_served_model
 from serving.schema import prediction_model, record_model
 
@@ -36,4 +43,17 @@ if SERVED.spec.task == "binary":
 class NoopService:
     @bentoml.api(route="/predict", input_spec=Record, output_spec=Prediction)
     async def predict(self, **record: Any) -> Any:
+        return Prediction.model_construct(**ANSWER)  # invalid records only (the route's 400)
+
+    @bentoml.api(route="/predict_api", input_spec=Record, output_spec=Prediction)
+    async def predict_api(self, **record: Any) -> Any:
         return Prediction.model_construct(**ANSWER)
+
+
+async def answer(record: Any) -> Response:
+    return Response(Prediction.model_construct(**ANSWER).model_dump_json(),
+                    media_type="application/json")
+
+
+NoopService.add_asgi_middleware(FastPathMiddleware, routes={
+    "/predict": FastRoute(Record, lambda: answer)})
