@@ -283,19 +283,17 @@ def main(argv: list[str] | None = None) -> int:
                                           home / "noop.log",
                                           "loadtests.noop_service:NoopService") as (
                 noop_url, noop_pid):
-            noop, batching, noop_api = measure_in_turns([
+            noop, batching, v2_row, noop_api = measure_in_turns([
                 Target(f"no-op endpoint (HTTP ceiling), same path as /predict, {workers} "
                        "worker(s)", noop_url, noop_pid, records),
                 Target(f"service, in-process batching, {workers} API worker(s), compiled, "
                        "/predict", url, pid, records, batching=True),
+                Target(f"service, in-process batching, {workers} API worker(s), compiled, "
+                       "V2 infer", url, pid, v2, batching=True, base=True),
                 Target(f"no-op endpoint through BentoML's API route, {workers} worker(s)",
                        f"{noop_url}/predict_api", noop_pid, records, base=True)],
                 config.users, config.seconds, config.warmup_seconds)
-            rows.append(batching)
-            rows.append(measure(f"service, in-process batching, {workers} API worker(s), "
-                                "compiled, V2 infer", url, pid, v2, config.users,
-                                config.seconds, config.warmup_seconds, batching=True,
-                                base=True))
+            rows += [batching, v2_row]
             rate = config.open_loop_fraction * batching.result.throughput
             CONSOLE.print(f"  open loop at {rate:.0f} req/s for {config.open_loop_seconds:.0f}s")
             opened = asyncio.run(open_loop(f"{url}/predict", records, rate,

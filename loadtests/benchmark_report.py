@@ -59,6 +59,7 @@ def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
     one, every = rps("FastAPI + uvicorn per request, 1 worker"), \
         rps(f"FastAPI + uvicorn per request, {cores} worker")
     noop = rps("no-op endpoint (HTTP ceiling)")  # on the same path as /predict
+    noop_api = rps("no-op endpoint through BentoML's API route")
     opened = find(rows, "service, open loop")
     batch_1000 = find(rows, "batch endpoint, 1000 rows")
     checks = [
@@ -76,6 +77,9 @@ def targets(rows: list[Row], cores: int) -> list[tuple[str, str, bool]]:
          f"{batched / noop:.0%}" if noop else "-",
          bool(noop) and batched >= 0.8 * noop),
     ]
+    if noop_api:  # the ceiling as the issue measured it, before /predict had the fast path
+        checks.append(("batching >= 80% of the no-op through BentoML's API route",
+                       f"{batched / noop_api:.0%}", batched >= 0.8 * noop_api))
     if opened and opened.result:
         s = opened.result.summary()
         checks.append(("open loop at half the max: p99 <= 50 ms, zero failures",
