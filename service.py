@@ -49,6 +49,7 @@ from serving.upstream_fixes import NEVER_RECYCLE
 from serving.v2 import (
     InferRequest,
     InferResponse,
+    decode_infer_request,
     model_metadata,
     records_from_inputs,
     validate_records,
@@ -343,7 +344,8 @@ TabularService.add_asgi_middleware(request_ids.RequestIdMiddleware, paths=SCORIN
 # Innermost of ours: /predict and V2 infer for the served model without the framework's
 # per-request layers (serving/fast_path.py).
 TabularService.add_asgi_middleware(FastPathMiddleware, routes={
-    "/predict": FastRoute(Record, lambda: upstream_fixes.current_service().predict_answer),
+    "/predict": FastRoute(Record.model_validate_json,
+                          lambda: upstream_fixes.current_service().predict_answer),
     f"/v2/models/{SERVED.name}/infer": FastRoute(
-        InferRequest, lambda: upstream_fixes.current_service().v2_answer),
+        decode_infer_request, lambda: upstream_fixes.current_service().v2_answer),
 })

@@ -56,4 +56,4 @@ async def answer(record: Any) -> Response:
 
 
 NoopService.add_asgi_middleware(FastPathMiddleware, routes={
-    "/predict": FastRoute(Record, lambda: answer)})
+    "/predict": FastRoute(Record.model_validate_json, lambda: answer)})

@@ -24,7 +24,8 @@ SERVING = ["bentoml", "scikit-learn", "pandas", "numpy", "pydantic", "pydantic-s
            "onnxruntime", "treelite",  # the compiled model path (inference/)
            "prometheus-client", "fastapi", "aiohttp",
            # the prediction store (store/): SQLite or PostgreSQL, with its migrations
-           "sqlalchemy", "alembic", "psycopg", "psycopg-binary", "orjson"]
+           "sqlalchemy", "alembic", "psycopg", "psycopg-binary", "orjson",
+           "msgspec"]  # V2 infer's fast path (serving/v2.py)
 
 
 def normalise(name: str) -> str:

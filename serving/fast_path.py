@@ -8,9 +8,10 @@ the service context, the answer model encoded by BentoML) or, for V2, a second S
 stack, dependency solving and `Request.json()`: a third of a V2 request's CPU, a quarter of
 a `/predict` one's. This middleware, the innermost of the service's own (after load
 shedding, the request guard, validation metrics and request ids), reads the body and
-validates it straight from JSON against the route's own model (the same `Record` and
-`InferRequest`), then calls the service's handler for it. A body that does not validate goes
-on to the route, replayed, so every error answer is the route's.
+decodes and validates it straight from JSON (the route's own `Record` model; for V2 a
+msgspec twin of `InferRequest` that accepts nothing the route refuses), then calls the
+service's handler for it. A body that does not validate goes on to the route, replayed, so
+every error answer is the route's.
 """
 
 from __future__ import annotations
@@ -19,16 +20,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from serving.asgi_body import read_body, replay
 
-Handler = Callable[[Any], Awaitable[Any]]  # a validated model in, a Response out
+Handler = Callable[[Any], Awaitable[Any]]  # a validated request in, a Response out
 
 
 @dataclass(frozen=True)
 class FastRoute:
-    model: type[BaseModel]  # what the route itself validates the body against
+    decode: Callable[[bytes], Any]  # raises ValueError (pydantic's and msgspec's errors are)
     handler: Callable[[], Handler]  # the service's handler, looked up per request
 
 
@@ -47,8 +46,8 @@ class FastPathMiddleware:
         if body is None:
             return  # the client went away
         try:
-            request = route.model.model_validate_json(body)
-        except ValidationError:
+            request = route.decode(body)
+        except ValueError:
             await self.app(scope, replay(body, receive), send)  # the route's own error answer
             return
         response = await route.handler()(request)

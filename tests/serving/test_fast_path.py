@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
 from serving.fast_path import FastPathMiddleware, FastRoute
-from serving.v2 import InferRequest
+from serving.v2 import decode_infer_request
 
 PATH = "/v2/models/m/infer"
 
@@ -46,8 +46,8 @@ class Recorder:
 def call(path: str, chunks: list[bytes], method: str = "POST") -> tuple[Recorder, list[dict]]:
     recorder, sent = Recorder(), []
     middleware = FastPathMiddleware(recorder.app, routes={
-        PATH: FastRoute(InferRequest, lambda: recorder.handler),
-        "/predict": FastRoute(Point, lambda: recorder.handler)})
+        PATH: FastRoute(decode_infer_request, lambda: recorder.handler),
+        "/predict": FastRoute(Point.model_validate_json, lambda: recorder.handler)})
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
                 for i, c in enumerate(chunks)]
 

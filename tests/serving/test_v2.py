@@ -4,14 +4,22 @@ spec's record model (types, ranges, categories, nulls) and the model metadata.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import msgspec
 import pytest
 from pydantic import ValidationError
 
 from contract.spec import load_dataset_spec
 from serving.schema import record_model
-from serving.v2 import InferRequest, model_metadata, records_from_inputs, validate_records
+from serving.v2 import (
+    InferRequest,
+    decode_infer_request,
+    model_metadata,
+    records_from_inputs,
+    validate_records,
+)
 
 HEART = load_dataset_spec("heart")
 HOUSING = load_dataset_spec("california_housing")
@@ -219,3 +227,35 @@ def test_zero_rows_are_refused() -> None:
     empty = [tensor(name, []) for name in HEART.feature_names]
     _records, errors = infer(HEART, HEART_RECORD, InferRequest.model_validate({"inputs": empty}))
     assert [e["loc"] for e in errors] == [["inputs"]]
+
+
+WIRE_CASES = [
+    {"id": "7", "inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]}]},
+    {"inputs": [{"name": "x", "shape": [2, 1], "datatype": "INT64", "data": [[1], [2]],
+                 "parameters": {"a": 1}}], "outputs": [{"name": "predict"}], "extra": True},
+    {"inputs": [{"name": "x", "shape": [1.0], "datatype": "FP64", "data": [1.5]}]},
+    {"id": 7, "inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [1.5]}]},
+    {"inputs": [{"name": "x", "shape": [1, 1, 1], "datatype": "FP64", "data": [1.5]}]},
+    {"inputs": [{"name": "x", "shape": [1], "datatype": "FP99", "data": [1.5]}]},
+    {"inputs": [{"name": 3, "shape": [1], "datatype": "FP64", "data": [1.5]}]},
+    {"inputs": [{"name": "x", "shape": "1", "datatype": "FP64", "data": 1.5}]},
+    {"inputs": []}, {"inputs": None}, {}, [], "x",
+]
+
+
+@pytest.mark.parametrize("case", WIRE_CASES)
+def test_the_fast_paths_decoder_accepts_nothing_the_route_refuses(case) -> None:
+    body = json.dumps(case).encode()
+    try:
+        wire = decode_infer_request(body)
+    except msgspec.ValidationError:
+        return  # goes on to the route, which answers whatever it answers
+    routed = InferRequest.model_validate_json(body)  # raises if the route would refuse it
+    assert wire.id == routed.id
+    assert [(i.name, i.shape, i.datatype, i.data, i.parameters) for i in wire.inputs] == [
+        (i.name, i.shape, i.datatype, i.data, i.parameters) for i in routed.inputs]
+
+
+def test_the_fast_paths_decoder_takes_the_common_requests() -> None:
+    for case in WIRE_CASES[:2]:
+        assert decode_infer_request(json.dumps(case).encode()).inputs[0].name == "x"
