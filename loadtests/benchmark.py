@@ -296,8 +296,13 @@ def main(argv: list[str] | None = None) -> int:
             rows += [batching, v2_row]
             rate = config.open_loop_fraction * batching.result.throughput
             CONSOLE.print(f"  open loop at {rate:.0f} req/s for {config.open_loop_seconds:.0f}s")
+            # A pool of kept-alive connections, as an ingress or wrk2's -c holds: without a
+            # cap every request that finds no idle connection opens one, and at 2,500 req/s
+            # the connection storm (not the service) collapsed the run (17:46 UTC: 10,889
+            # connection errors, 23,917 sheds). Waiting for a connection counts as latency.
             opened = asyncio.run(open_loop(f"{url}/predict", records, rate,
-                                           config.open_loop_seconds))
+                                           config.open_loop_seconds,
+                                           connections=config.users))
             rows.append(Row(f"service, open loop at {rate:.0f} req/s "
                             f"({config.open_loop_fraction:.0%} of max)", opened))
             for size in config.batch_payload_rows:
