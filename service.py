@@ -348,4 +348,4 @@ TabularService.add_asgi_middleware(FastPathMiddleware, routes={
                           lambda: upstream_fixes.current_service().predict_answer),
     f"/v2/models/{SERVED.name}/infer": FastRoute(
         decode_infer_request, lambda: upstream_fixes.current_service().v2_answer),
-})
+}, finish=partial(upstream_fixes.as_route_answers, service_name="tabular_service"))

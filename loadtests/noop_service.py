@@ -9,12 +9,13 @@ went through before the fast path), for what that machinery costs.
     MODEL_TAG=NAME:latest bentoml serve loadtests.noop_service:NoopService
 """
 
+from functools import partial
 from typing import Any
 
 import bentoml
 from starlette.responses import Response
 
-from serving import listen_sockets
+from serving import listen_sockets, upstream_fixes
 from serving.config import load_serving_config
 from serving.fast_path import FastPathMiddleware, FastRoute
 from serving.model_store import find_served_model
@@ -56,4 +57,5 @@ async def answer(record: Any) -> Response:
 
 
 NoopService.add_asgi_middleware(FastPathMiddleware, routes={
-    "/predict": FastRoute(Record.model_validate_json, lambda: answer)})
+    "/predict": FastRoute(Record.model_validate_json, lambda: answer)},
+    finish=partial(upstream_fixes.as_route_answers, service_name="noop_service"))

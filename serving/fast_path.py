@@ -32,10 +32,11 @@ class FastRoute:
 
 
 class FastPathMiddleware:
-    def __init__(self, app: Callable[..., Awaitable[None]], *,
-                 routes: dict[str, FastRoute]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], *, routes: dict[str, FastRoute],
+                 finish: Callable[[Any], Any] = lambda response: response) -> None:
         self.app = app
         self.routes = routes
+        self.finish = finish  # what the route adds to an answer (headers, CORS)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -51,4 +52,4 @@ class FastPathMiddleware:
             await self.app(scope, replay(body, receive), send)  # the route's own error answer
             return
         response = await route.handler()(request)
-        await response(scope, receive, send)
+        await self.finish(response)(scope, receive, send)

@@ -7,6 +7,7 @@ fixes the defect upstream, naming the fix here that can then go.
 from __future__ import annotations
 
 import asyncio
+import functools
 
 # Private on purpose: these are the patch targets.
 import importlib
@@ -109,3 +110,33 @@ def install() -> None:
     traffic.TimeoutMiddleware.__call__ = _timeout_call  # type: ignore[method-assign]
     ServiceAppFactory.middlewares = property(_front_middlewares)  # type: ignore[method-assign]
     class_views.make_fastapi_class_views = _class_views_with_async_self
+
+
+@functools.cache
+def _route_settings() -> tuple[dict[str, str], bool, dict[str, Any] | None]:
+    """Read once per worker: the id formats, whether trace ids are sent, the CORS options."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    cors = (BentoMLContainer.access_control_options.get()
+            if BentoMLContainer.http.cors.enabled.get() else None)
+    return (BentoMLContainer.logging_formatting.get(),
+            bool(BentoMLContainer.http.response.trace_id.get()), cors)
+
+
+def as_route_answers(response: Any, service_name: str) -> Any:
+    """An answer made outside BentoML's route (serving/fast_path.py) as the route would send
+    it: its Server and X-BentoML-Request-ID (X-BentoML-Trace-ID) headers, which
+    `ServiceAppFactory._add_response_headers` sets, and CORS, whose middleware BentoML places
+    inside the service's own middleware, where the fast path never reaches it."""
+    from bentoml._internal.context import trace_context
+    from starlette.middleware.cors import CORSMiddleware
+
+    formats, trace_ids, cors = _route_settings()
+    response.headers["Server"] = f"BentoML Service/{service_name}"
+    if trace_context.request_id is not None:
+        response.headers["X-BentoML-Request-ID"] = format(trace_context.request_id,
+                                                          formats["span_id"])
+    if trace_ids and trace_context.trace_id is not None:
+        response.headers["X-BentoML-Trace-ID"] = format(trace_context.trace_id,
+                                                        formats["trace_id"])
+    return CORSMiddleware(response, **cors) if cors else response

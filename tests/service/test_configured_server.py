@@ -94,6 +94,16 @@ def test_cors_opens_to_the_configured_origins_only(configured_server) -> None:
     answer = httpx.post(f"{url}/predict", json=row, headers={"Origin": "https://elsewhere.example"})
     assert answer.status_code == 200  # not a browser: answered, but no browser may read it
     assert "access-control-allow-origin" not in answer.headers
+    # V2 infer and /predict are answered by the fast path, outside BentoML's CORS middleware
+    # (serving/fast_path.py); the batch endpoint by BentoML's route: all three say the same.
+    name = httpx.get(f"{url}/model_info").json()["model_name"]
+    v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str)
+                      else "INT64" if isinstance(v, int) else "FP64", "data": [v]}
+                     for k, v in row.items() if v is not None]}
+    for path, body in ((f"/v2/models/{name}/infer", v2), ("/predict_batch", {"records": [row]})):
+        answer = httpx.post(f"{url}{path}", json=body, headers={"Origin": ALLOWED})
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.headers["access-control-allow-origin"] == ALLOWED, path
 
 
 def test_risk_levels_follow_the_configured_thresholds(configured_server) -> None:
