@@ -36,7 +36,7 @@ from serving.fast_path import FastPathMiddleware, FastRoute
 from serving.gc_pauses import freeze_loaded_objects, shorten_gil_switch
 from serving.guard import RequestGuardMiddleware
 from serving.landing import LandingPageMiddleware
-from serving.metrics import ValidationMetricsMiddleware
+from serving.metrics import ValidationCounter, ValidationMetricsMiddleware
 from serving.model_store import find_served_model
 from serving.openapi import ERROR, NOT_FOUND, OpenAPIPatchMiddleware, openapi_info
 from serving.overload import LoadShedMiddleware
@@ -233,11 +233,11 @@ class TabularService:
 
     @answers_503_when_unavailable
     async def predict_answer(self, record: Any) -> Response:
-        # A validated record's fields are its __dict__; model_construct: the answer is built
-        # by our own code, no need to validate it again; encoded as BentoML would encode it.
+        # A validated record's fields are its __dict__; the answer, built by our own code in
+        # the answer model's field order, is encoded as it is (as the model would encode it,
+        # tests/service: without the model's construction and dump).
         answer = (await self._score([record.__dict__], "predict"))[0]
-        return Response(Prediction.model_construct(**answer).model_dump_json(),
-                        media_type="application/json")
+        return Response(to_json(answer), media_type="application/json")
 
     @bentoml.api(route="/predict_batch", input_spec=Batch, output_spec=Predictions)
     @answers_503_when_unavailable
@@ -322,8 +322,6 @@ if MODE == "in_process":
     TabularService.add_asgi_middleware(
         LoadShedMiddleware, paths=SCORING_PATHS, max_in_flight=SETTINGS.overload.max_in_flight,
         max_wait_ms=SETTINGS.overload.max_wait_ms)
-TabularService.add_asgi_middleware(
-    ValidationMetricsMiddleware, paths=SCORING_PATHS, fields=set(SPEC.feature_names))
 # Key, content type and size are checked before any body is read or parsed.
 API_KEY = SETTINGS.bearer_key()
 TabularService.add_asgi_middleware(
@@ -341,11 +339,16 @@ TabularService.add_asgi_middleware(
 )
 # X-Request-ID in, the same (or a new UUID) out; the answers and the store carry it.
 TabularService.add_asgi_middleware(request_ids.RequestIdMiddleware, paths=SCORING_PATHS)
-# Innermost of ours: /predict and V2 infer for the served model without the framework's
-# per-request layers (serving/fast_path.py).
+# /predict and V2 infer for the served model without the framework's per-request layers
+# (serving/fast_path.py); what it does not answer goes on to the routes.
+VALIDATION = ValidationCounter(set(SPEC.feature_names))
 TabularService.add_asgi_middleware(FastPathMiddleware, routes={
     "/predict": FastRoute(Record.model_validate_json,
                           lambda: upstream_fixes.current_service().predict_answer),
     f"/v2/models/{SERVED.name}/infer": FastRoute(
         decode_infer_request, lambda: upstream_fixes.current_service().v2_answer),
-}, finish=partial(upstream_fixes.as_route_answers, service_name="tabular_service"))
+}, finish=partial(upstream_fixes.as_route_answers, service_name="tabular_service"),
+    answered=VALIDATION.answered)
+# Innermost of ours: the fields named in the routes' 400 answers, counted on /metrics.
+TabularService.add_asgi_middleware(ValidationMetricsMiddleware, paths=SCORING_PATHS,
+                                   counter=VALIDATION)

@@ -7,7 +7,7 @@ went through BentoML's endpoint machinery (its IO descriptor, `inspect.signature
 the service context, the answer model encoded by BentoML) or, for V2, a second Starlette
 stack, dependency solving and `Request.json()`: a third of a V2 request's CPU, a quarter of
 a `/predict` one's. This middleware, the innermost of the service's own (after load
-shedding, the request guard, validation metrics and request ids), reads the body and
+shedding, the request guard and request ids), reads the body and
 decodes and validates it straight from JSON (the route's own `Record` model; for V2 a
 msgspec twin of `InferRequest` that accepts nothing the route refuses), then calls the
 service's handler for it. A body that does not validate goes on to the route, replayed, so
@@ -33,10 +33,12 @@ class FastRoute:
 
 class FastPathMiddleware:
     def __init__(self, app: Callable[..., Awaitable[None]], *, routes: dict[str, FastRoute],
-                 finish: Callable[[Any], Any] = lambda response: response) -> None:
+                 finish: Callable[[Any], Any] = lambda response: response,
+                 answered: Callable[[str, Any], None] | None = None) -> None:
         self.app = app
         self.routes = routes
         self.finish = finish  # what the route adds to an answer (headers, CORS)
+        self.answered = answered  # sees each answer (path, response), e.g. to count 400s
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
@@ -52,4 +54,6 @@ class FastPathMiddleware:
             await self.app(scope, replay(body, receive), send)  # the route's own error answer
             return
         response = await route.handler()(request)
+        if self.answered is not None:
+            self.answered(scope["path"], response)
         await self.finish(response)(scope, receive, send)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 
 from serving.asgi_body import BodyTooLarge, read_body, replay
@@ -22,10 +23,11 @@ PROTECTED_PREFIXES = ("/predict", "/v2/models/", "/drift", "/model_info", "/feed
                       "/performance")
 OPEN_SUFFIXES = ("/ready",)  # /v2/models/{name}/ready is a probe
 V2_PREFIX = "/v2/"  # a body without a Content-Type is JSON here
-BINARY_TENSORS_HEADER = "inference-header-content-length"  # Triton's binary extension
+BINARY_TENSORS_HEADER = b"inference-header-content-length"  # Triton's binary extension
 BINARY_TENSORS_ERROR = ("binary tensor data (Triton's binary extension, header "
                         "Inference-Header-Content-Length) is not supported: send JSON tensors "
                         "(tritonclient: binary_data=False on every input and requested output)")
+_CONTROL = re.compile("[\x00-\x1f]")
 JSON_ONLY_ERROR = "send JSON with 'Content-Type: application/json'"
 
 
@@ -41,7 +43,7 @@ class RequestGuardMiddleware:
         return path.startswith(PROTECTED_PREFIXES) and not path.endswith(OPEN_SUFFIXES)
 
     @staticmethod
-    def unsupported_media(path: str, headers: dict[str, bytes]) -> str | None:
+    def unsupported_media(path: str, headers: dict[bytes, bytes]) -> str | None:
         """Why a POST body is refused with 415, or None if it is JSON.
 
         `headers` are lower-cased names. No Content-Type (or an empty one) is JSON on the
@@ -56,7 +58,7 @@ class RequestGuardMiddleware:
         return JSON_ONLY_ERROR
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and any(c < " " for c in scope["path"]):
+        if scope["type"] == "http" and _CONTROL.search(scope["path"]):
             # Starlette's mount pattern does not match a newline: a plain-text 404 otherwise.
             await _answer(send, 404, "no such path (control characters in the path)")
             return
@@ -64,18 +66,18 @@ class RequestGuardMiddleware:
                 or scope["method"] == "OPTIONS"):  # CORS preflights carry no credentials
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v for k, v in scope["headers"]}
+        headers = dict(scope["headers"])  # ASGI: names are lower-case bytes
         if self.api_key is not None:
-            given = headers.get("authorization", b"")
+            given = headers.get(b"authorization", b"")
             token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
             if not hmac.compare_digest(token, self.api_key):
                 await _answer(send, 401, "missing or wrong API key: send "
                               "'Authorization: Bearer <key>'",
                               {"www-authenticate": 'Bearer realm="tabular-serving"'})
                 return
-        declared = headers.get("content-length")
+        declared = headers.get(b"content-length")
         has_body = (declared not in (None, b"0")) or b"chunked" in headers.get(
-            "transfer-encoding", b"")
+            b"transfer-encoding", b"")
         if scope["method"] != "POST" or not has_body:  # e.g. POST /drift/check
             await self.app(scope, receive, send)
             return
@@ -109,9 +111,9 @@ class RequestGuardMiddleware:
         await self.app(scope, replay(body, receive), send)
 
 
-def _media_type(headers: dict[str, bytes]) -> bytes:
+def _media_type(headers: dict[bytes, bytes]) -> bytes:
     """The Content-Type without parameters, lower-cased; b"" when there is none."""
-    return headers.get("content-type", b"").split(b";")[0].strip().lower()
+    return headers.get(b"content-type", b"").split(b";")[0].strip().lower()
 
 
 async def _answer(send: Callable, status: int, error: str,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import datetime
@@ -23,6 +22,9 @@ _HEADER_KEY = HEADER.lower().encode()
 # Room for the ".<index>" suffix within the store's 128 characters; no spaces or controls,
 # so an id is safe in a URL path (GET /predictions/{request_id}) and in a log line.
 _USABLE = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
+# The low 80 bits: 4 version bits (7), 12 random, 2 variant bits (RFC 9562's 10), 62 random.
+_RANDOM_BITS = 0x0FFF_3FFF_FFFF_FFFF_FFFF
+_VERSION_AND_VARIANT = 0x7000_8000_0000_0000_0000
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
@@ -31,10 +33,10 @@ def new_id() -> str:
     Ids made one after another sort together, so the store's unique index on them grows
     at its end; random UUIDv4 ids land on random index pages, which cost the SQLite writer
     twice its CPU per row (9 against 4.5 µs in a 40,000-row test)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # the version
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # the RFC 9562 variant
-    return str(uuid.UUID(int=value))
+    random = int.from_bytes(os.urandom(10), "big") & _RANDOM_BITS
+    digits = f"{(time.time_ns() // 1_000_000) << 80 | random | _VERSION_AND_VARIANT:032x}"
+    # Formatted here: uuid.UUID(int=...) and its str() were two thirds of the cost.
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def usable(given: str) -> bool:
@@ -52,9 +54,12 @@ def record_ids(base: str, count: int) -> list[str]:
 
 def stamped(answers: list[dict[str, Any]], ids: list[str],
             at: datetime) -> list[dict[str, Any]]:
-    """The answers as the client gets them: each with its record's id and the time."""
+    """The answers as the client gets them: each with its record's id and the time, in the
+    answer model's field order (serving/schema.py)."""
     stamp = at.isoformat()
-    return [a | {"request_id": i, "timestamp": stamp} for a, i in zip(answers, ids, strict=True)]
+    return [{"model_name": a["model_name"], "model_version": a["model_version"],
+             "request_id": i, "timestamp": stamp} | a
+            for a, i in zip(answers, ids, strict=True)]
 
 
 def v2_parameters(answers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -82,12 +87,12 @@ class RequestIdMiddleware:
         request_id = text if usable(text) else new_id()
         token = REQUEST_ID.set(request_id)
 
+        header = (_HEADER_KEY, request_id.encode())
+
         async def with_header(message: dict) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", [])
-                           if k.lower() != _HEADER_KEY]
-                headers.append((_HEADER_KEY, request_id.encode()))
-                message = {**message, "headers": headers}
+                message["headers"] = [*(h for h in message.get("headers", ())
+                                        if h[0].lower() != _HEADER_KEY), header]
             await send(message)
 
         try:

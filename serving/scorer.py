@@ -20,6 +20,7 @@ from serving.metrics import (
     MODEL_CALL_SECONDS,
     MODEL_READY,
     PREDICTIONS,
+    observe_many,
     predicted_value_histogram,
 )
 from serving.model_store import ServedModel
@@ -50,6 +51,7 @@ class ModelScorer:
             target = served.reference[served.spec.target.name].to_numpy(dtype=float)
             buckets = np.quantile(target, np.linspace(0.05, 0.95, 10)).round(6)
             self.values = predicted_value_histogram(buckets).labels(**labels)
+            self.predicted_values = PREDICTIONS.labels(**labels, predicted_class="value")
         MODEL_READY.labels(**labels).set(1)
 
     def __call__(self, records: list[dict[str, Any]]) -> np.ndarray:
@@ -67,9 +69,7 @@ class ModelScorer:
             counts = np.bincount(out.argmax(axis=1), minlength=len(self.predicted))
             for index in np.flatnonzero(counts):
                 self.predicted[index].inc(int(counts[index]))
-            for confidence in out.max(axis=1):
-                self.confidence.observe(float(confidence))
+            observe_many(self.confidence, out.max(axis=1))
         else:
-            PREDICTIONS.labels(**self.labels, predicted_class="value").inc(len(out))
-            for value in out:
-                self.values.observe(float(value))
+            self.predicted_values.inc(len(out))
+            observe_many(self.values, out)

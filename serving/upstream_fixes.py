@@ -113,13 +113,17 @@ def install() -> None:
 
 
 @functools.cache
-def _route_settings() -> tuple[dict[str, str], bool, dict[str, Any] | None]:
-    """Read once per worker: the id formats, whether trace ids are sent, the CORS options."""
+def _route_settings() -> tuple[Any, dict[str, str], bool, Any]:
+    """Read once per worker: BentoML's trace context, the id formats, whether trace ids are
+    sent, and CORS (a function wrapping an answer in the route's CORS middleware, or None)."""
     from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml._internal.context import trace_context
+    from starlette.middleware.cors import CORSMiddleware
 
-    cors = (BentoMLContainer.access_control_options.get()
-            if BentoMLContainer.http.cors.enabled.get() else None)
-    return (BentoMLContainer.logging_formatting.get(),
+    cors = None
+    if BentoMLContainer.http.cors.enabled.get():
+        cors = functools.partial(CORSMiddleware, **BentoMLContainer.access_control_options.get())
+    return (trace_context, BentoMLContainer.logging_formatting.get(),
             bool(BentoMLContainer.http.response.trace_id.get()), cors)
 
 
@@ -128,15 +132,15 @@ def as_route_answers(response: Any, service_name: str) -> Any:
     it: its Server and X-BentoML-Request-ID (X-BentoML-Trace-ID) headers, which
     `ServiceAppFactory._add_response_headers` sets, and CORS, whose middleware BentoML places
     inside the service's own middleware, where the fast path never reaches it."""
-    from bentoml._internal.context import trace_context
-    from starlette.middleware.cors import CORSMiddleware
-
-    formats, trace_ids, cors = _route_settings()
-    response.headers["Server"] = f"BentoML Service/{service_name}"
-    if trace_context.request_id is not None:
-        response.headers["X-BentoML-Request-ID"] = format(trace_context.request_id,
-                                                          formats["span_id"])
-    if trace_ids and trace_context.trace_id is not None:
-        response.headers["X-BentoML-Trace-ID"] = format(trace_context.trace_id,
-                                                        formats["trace_id"])
-    return CORSMiddleware(response, **cors) if cors else response
+    context, formats, trace_ids, cors = _route_settings()
+    # Appended raw: the answer has none of them, and Starlette's MutableHeaders scans and
+    # rebuilds the list on every assignment.
+    headers = response.raw_headers
+    headers.append((b"server", f"BentoML Service/{service_name}".encode()))
+    if context.request_id is not None:
+        headers.append((b"x-bentoml-request-id",
+                        format(context.request_id, formats["span_id"]).encode()))
+    if trace_ids and context.trace_id is not None:
+        headers.append((b"x-bentoml-trace-id",
+                        format(context.trace_id, formats["trace_id"]).encode()))
+    return cors(response) if cors else response

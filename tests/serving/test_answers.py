@@ -89,3 +89,21 @@ def test_a_batch_of_rows_answers_as_each_row_alone(dataset) -> None:
     assert f.answers(rows) == [f.answer(row) for row in rows]
     assert all(type(a["prediction"]) is (float if not f.classes else str)
                for a in f.answers(rows))
+
+
+@pytest.mark.parametrize(("dataset", "row"), [
+    ("breast_cancer", [0.2, 0.8]), ("iris", [0.1, 0.7, 0.2]), ("california_housing", 2.5)])
+def test_a_stamped_answer_encodes_as_the_answer_model_would(dataset: str, row) -> None:
+    """POST /predict sends the stamped answer encoded as it is (service.py): the bytes must
+    be those of the documented answer model, fields in its order."""
+    from datetime import UTC, datetime
+
+    from pydantic_core import to_json
+
+    from serving.request_ids import stamped
+    from serving.schema import prediction_model
+
+    f = formatter(dataset)
+    answer = stamped(f.answers(np.array([row])), ["req-1"], datetime.now(UTC))[0]
+    model = prediction_model(f.spec)
+    assert to_json(answer) == model.model_validate(answer).model_dump_json().encode()
