@@ -10,7 +10,6 @@ import numpy as np
 
 from contract.spec import DatasetSpec
 from serving.config import RiskThresholds
-from serving.v2 import InferOutput
 
 
 @dataclass(frozen=True)
@@ -47,15 +46,16 @@ class Formatter:
             answer["risk_level"] = self.risk.level(positive)
         return answer
 
-    def v2_outputs(self, answers: list[dict[str, Any]]) -> list[InferOutput]:
-        """`predict` ([N]) and, for classifiers, `predict_proba` ([N, classes], row-major)."""
+    def v2_outputs(self, answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`predict` ([N]) and, for classifiers, `predict_proba` ([N, classes], row-major):
+        InferOutput's fields in its order, as plain dicts (encoded once by the caller)."""
         rows = len(answers)
         if not self.spec.is_classifier:
-            return [InferOutput(name="predict", shape=[rows], datatype="FP64",
-                                data=[a["prediction"] for a in answers])]
+            return [{"name": "predict", "shape": [rows], "datatype": "FP64",
+                     "data": [a["prediction"] for a in answers]}]
         return [
-            InferOutput(name="predict", shape=[rows], datatype="BYTES",
-                        data=[a["prediction"] for a in answers]),
-            InferOutput(name="predict_proba", shape=[rows, len(self.classes)], datatype="FP64",
-                        data=[a["probabilities"][c] for a in answers for c in self.classes]),
+            {"name": "predict", "shape": [rows], "datatype": "BYTES",
+             "data": [a["prediction"] for a in answers]},
+            {"name": "predict_proba", "shape": [rows, len(self.classes)], "datatype": "FP64",
+             "data": [a["probabilities"][c] for a in answers for c in self.classes]},
         ]

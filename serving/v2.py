@@ -6,6 +6,7 @@ One input tensor per feature (shape [N]); outputs `predict` ([N]) and, for class
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -74,48 +75,64 @@ class InferResponse(BaseModel):
     outputs: list[InferOutput]
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    if data and isinstance(data[0], list):
-        return [item for row in data for item in row]
-    return data
+class TensorReader:
+    """Records from one tensor per feature, and errors shaped like Pydantic's; the spec's
+    names are read once, not per request."""
+
+    def __init__(self, spec: DatasetSpec, max_records: int) -> None:
+        self.names = frozenset(spec.feature_names)
+        self.sorted_names = sorted(self.names)
+        self.max_records = max_records
+
+    def __call__(self, inputs: Sequence[Any]) -> tuple[list[dict[str, Any]],
+                                                       list[dict[str, Any]]]:
+        errors: list[dict[str, Any]] = []
+        names = self.names
+        by_name = {i.name: i for i in inputs}  # a repeated name: the last tensor counts
+        if not by_name.keys() <= names:
+            for name in sorted(by_name.keys() - names):
+                errors.append({"loc": ["inputs", name], "type": "extra_forbidden",
+                               "msg": f"unknown input '{name}'; inputs are the features "
+                                      f"{self.sorted_names}"})
+        lengths = set()
+        columns: dict[str, list[Any]] = {}
+        for name, tensor in by_name.items():
+            if name not in names:
+                continue
+            data = tensor.data
+            if data and type(data[0]) is list:  # [N, 1]; JSON arrays decode as lists
+                data = [item for row in data for item in row]
+            shape = tensor.shape
+            if shape[0] != len(data) or (len(shape) == 2 and shape[1] != 1):
+                errors.append({"loc": ["inputs", name, "shape"], "type": "shape_mismatch",
+                               "msg": f"shape {shape} does not match {len(data)} value(s); "
+                                      "use shape [N] (or [N, 1])"})
+                continue
+            lengths.add(len(data))
+            columns[name] = data
+        if len(lengths) > 1:
+            errors.append({"loc": ["inputs"], "type": "shape_mismatch",
+                           "msg": f"inputs have different lengths {sorted(lengths)}"})
+        rows = lengths.pop() if len(lengths) == 1 else 0
+        if len(lengths) == 0 and not errors and rows == 0:
+            errors.append({"loc": ["inputs"], "type": "too_short",
+                           "msg": "no rows: send at least one value per input"})
+        if rows > self.max_records:
+            errors.append({"loc": ["inputs"], "type": "too_long",
+                           "msg": f"{rows} rows is more than the limit of {self.max_records}"})
+        if errors:
+            return [], errors
+        if rows == 1:
+            return [{name: column[0] for name, column in columns.items()}], []
+        return [dict(zip(columns, row, strict=True)) for row in
+                zip(*columns.values(), strict=True)], []
 
 
 def records_from_inputs(
     spec: DatasetSpec, request: InferRequest, max_records: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Records from one tensor per feature, and errors shaped like Pydantic's."""
-    errors: list[dict[str, Any]] = []
-    by_name = {i.name: i for i in request.inputs}
-    names = set(spec.feature_names)
-    for name in sorted(set(by_name) - names):
-        errors.append({"loc": ["inputs", name], "type": "extra_forbidden",
-                       "msg": f"unknown input '{name}'; inputs are the features {sorted(names)}"})
-    lengths = set()
-    columns: dict[str, list[Any]] = {}
-    for name, tensor in by_name.items():
-        if name not in names:
-            continue
-        data = _flatten(tensor.data)
-        if tensor.shape[0] != len(data) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-            errors.append({"loc": ["inputs", name, "shape"], "type": "shape_mismatch",
-                           "msg": f"shape {tensor.shape} does not match {len(data)} value(s); "
-                                  "use shape [N] (or [N, 1])"})
-            continue
-        lengths.add(len(data))
-        columns[name] = data
-    if len(lengths) > 1:
-        errors.append({"loc": ["inputs"], "type": "shape_mismatch",
-                       "msg": f"inputs have different lengths {sorted(lengths)}"})
-    rows = lengths.pop() if len(lengths) == 1 else 0
-    if len(lengths) == 0 and not errors and rows == 0:
-        errors.append({"loc": ["inputs"], "type": "too_short",
-                       "msg": "no rows: send at least one value per input"})
-    if rows > max_records:
-        errors.append({"loc": ["inputs"], "type": "too_long",
-                       "msg": f"{rows} rows is more than the limit of {max_records}"})
-    if errors:
-        return [], errors
-    return [{name: column[i] for name, column in columns.items()} for i in range(rows)], []
+    return TensorReader(spec, max_records)(request.inputs)
 
 
 def validate_records(

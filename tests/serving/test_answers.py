@@ -66,16 +66,16 @@ def test_v2_outputs_of_a_classifier_are_labels_and_row_major_probabilities() -> 
     f = formatter("iris")
     answers = [f.answer(np.array([0.1, 0.7, 0.2])), f.answer(np.array([0.6, 0.3, 0.1]))]
     predict, proba = f.v2_outputs(answers)
-    assert predict.model_dump() == {"name": "predict", "shape": [2], "datatype": "BYTES",
+    assert predict == {"name": "predict", "shape": [2], "datatype": "BYTES",
                                     "data": [f.classes[1], f.classes[0]]}
-    assert proba.model_dump() == {"name": "predict_proba", "shape": [2, 3], "datatype": "FP64",
+    assert proba == {"name": "predict_proba", "shape": [2, 3], "datatype": "FP64",
                                   "data": [0.1, 0.7, 0.2, 0.6, 0.3, 0.1]}
 
 
 def test_v2_outputs_of_a_regressor_are_one_fp64_tensor() -> None:
     f = formatter("diabetes")
     answers = [f.answer(151.5), f.answer(80.25), f.answer(0.0)]
-    assert [o.model_dump() for o in f.v2_outputs(answers)] == [
+    assert f.v2_outputs(answers) == [
         {"name": "predict", "shape": [3], "datatype": "FP64", "data": [151.5, 80.25, 0.0]}]
 
 
@@ -107,3 +107,22 @@ def test_a_stamped_answer_encodes_as_the_answer_model_would(dataset: str, row) -
     answer = stamped(f.answers(np.array([row])), ["req-1"], datetime.now(UTC))[0]
     model = prediction_model(f.spec)
     assert to_json(answer) == model.model_validate(answer).model_dump_json().encode()
+
+
+@pytest.mark.parametrize(("dataset", "rows"), [
+    ("breast_cancer", [[0.2, 0.8], [0.9, 0.1]]), ("iris", [[0.1, 0.7, 0.2]]),
+    ("california_housing", [2.5, 1.25])])
+@pytest.mark.parametrize("request_id", [None, "client-7"])
+def test_a_v2_answer_encodes_as_the_infer_response_model_would(dataset: str, rows,
+                                                               request_id) -> None:
+    """V2 infer sends its answer as built (service.py): the bytes of InferResponse's."""
+    from pydantic_core import to_json
+
+    from serving.v2 import InferResponse
+
+    f = formatter(dataset)
+    answers = f.answers(np.array(rows))
+    body = {"model_name": "the-model", "model_version": "7", "id": request_id,
+            "parameters": {"request_id": "r", "timestamp": "t"},
+            "outputs": f.v2_outputs(answers)}
+    assert to_json(body) == InferResponse.model_validate(body).model_dump_json().encode()
