@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.features import SpecFeatures, _engineer
+from contract.features import LARGEST, SpecFeatures, _engineer
 from contract.spec import canonical_value
 
 
@@ -87,6 +87,22 @@ class Block:
             offset += len(self.categories[j])
         return out
 
+    def _numbers(self, raw: np.ndarray) -> np.ndarray:
+        """The engineered numbers, a NumPy call per kind instead of several per feature
+        (three ratios of one row took 21 of a one-row call's 60 µs): element by element
+        the operations of contract.features._engineer, so the values are the same."""
+        out = np.empty((raw.shape[0], self._count))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for kind, first, second, places in self._arithmetic or []:
+                a, b = raw[:, first], raw[:, second]
+                if kind == "ratio":
+                    out[:, places] = a / np.where(b != 0, b, np.nan)
+                elif kind == "product":
+                    out[:, places] = a * b
+                else:
+                    out[:, places] = a - b
+            return np.where(np.abs(out) < LARGEST, out, np.nan)
+
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "categorical": self.categorical, "fill": self.fill,
                 "mean": self.mean, "scale": self.scale, "categories": self.categories}
@@ -129,6 +145,23 @@ class FeaturePlan:
         self._layout = {name: i for i, name in enumerate(names)}
         for block in self.blocks:
             block.prepare(self._layout)
+        self._count = len(names) - len(self.numeric)
+        self._arithmetic = self._arithmetic_groups()
+
+    def _arithmetic_groups(self) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] | None:
+        """The engineered numbers by kind: (kind, first inputs' and second inputs' columns
+        in the raw table, their places among the engineered numbers); None when an input
+        is not a raw numeric feature (then they are made one by one)."""
+        raw = {name: i for i, name in enumerate(self.numeric)}
+        groups: dict[str, list[tuple[int, int, int]]] = {}
+        numbers = [e for e in self.engineered if e["kind"] != "bins"]
+        for place, eng in enumerate(numbers):
+            inputs = eng["inputs"]
+            if len(inputs) != 2 or not all(name in raw for name in inputs):
+                return None
+            groups.setdefault(eng["kind"], []).append((raw[inputs[0]], raw[inputs[1]], place))
+        return [(kind, *(np.array(part, dtype=np.intp) for part in zip(*items, strict=True)))
+                for kind, items in groups.items()]  # type: ignore[misc]
 
     def matrix(self, records: Sequence[dict[str, Any]]) -> np.ndarray:
         """The model matrix of validated records, exactly as the fitted preprocessing makes it."""
@@ -150,14 +183,36 @@ class FeaturePlan:
     def _finish(self, raw: np.ndarray, categorical: dict[str, np.ndarray],
                 rows: int) -> np.ndarray:
         columns = _Columns(raw, self._layout, categorical)
-        numbers = []
-        for eng in self.engineered:
-            columns[eng["name"]] = value = _engineer(columns, eng)
-            if eng["kind"] != "bins":
-                numbers.append(value)
-        table = np.column_stack([raw, *numbers]) if numbers else raw
+        if self._arithmetic is None:
+            numbers = []
+            for eng in self.engineered:
+                columns[eng["name"]] = value = _engineer(columns, eng)
+                if eng["kind"] != "bins":
+                    numbers.append(value)
+            table = np.column_stack([raw, *numbers]) if numbers else raw
+        else:
+            for eng in self.engineered:
+                if eng["kind"] == "bins":
+                    columns[eng["name"]] = _engineer(columns, eng)
+            table = np.hstack([raw, self._numbers(raw)]) if self._count else raw
         parts = [block.apply(table, columns, rows) for block in self.blocks]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+    def _numbers(self, raw: np.ndarray) -> np.ndarray:
+        """The engineered numbers, a NumPy call per kind instead of several per feature
+        (three ratios of one row took 21 of a one-row call's 60 µs): element by element
+        the operations of contract.features._engineer, so the values are the same."""
+        out = np.empty((raw.shape[0], self._count))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for kind, first, second, places in self._arithmetic or []:
+                a, b = raw[:, first], raw[:, second]
+                if kind == "ratio":
+                    out[:, places] = a / np.where(b != 0, b, np.nan)
+                elif kind == "product":
+                    out[:, places] = a * b
+                else:
+                    out[:, places] = a - b
+            return np.where(np.abs(out) < LARGEST, out, np.nan)
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categorical": self.categorical,

@@ -167,6 +167,9 @@ class ValidationMetricsMiddleware:
             self.counter.count(scope["path"], b"".join(body))
 
 
+FEW = 4  # values observed one by one: NumPy's per-call overhead exceeds two increments
+
+
 def observe_many(histogram: Any, values: np.ndarray) -> None:
     """`histogram.observe(v)` for every v, with one increment per bucket hit and one of the
     sum, instead of two per value: in multiprocess mode each increment takes a lock and
@@ -176,11 +179,10 @@ def observe_many(histogram: Any, values: np.ndarray) -> None:
     values = np.asarray(values, dtype=np.float64).ravel()
     bounds, buckets, total = (getattr(histogram, name, None)
                               for name in ("_upper_bounds", "_buckets", "_sum"))
-    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+    if (len(values) <= FEW or bounds is None or buckets is None or total is None
+            or len(buckets) != len(bounds)):
         for value in values.tolist():
             histogram.observe(value)
-        return
-    if not len(values):
         return
     # observe() counts a value in the first bucket whose bound is >= it (the last is +Inf).
     counts = np.bincount(np.searchsorted(bounds, values, side="left"),

@@ -16,6 +16,7 @@ import numpy as np
 from inference.predictor import Predictor
 from serving.metrics import (
     CONFIDENCE,
+    FEW,
     MODEL_CALL_ROWS,
     MODEL_CALL_SECONDS,
     MODEL_READY,
@@ -66,9 +67,14 @@ class ModelScorer:
 
     def _count(self, out: np.ndarray) -> None:
         if self.classifier:
-            counts = np.bincount(out.argmax(axis=1), minlength=len(self.predicted))
-            for index in np.flatnonzero(counts):
-                self.predicted[index].inc(int(counts[index]))
+            winners = out.argmax(axis=1)
+            if len(winners) <= FEW:  # fewer NumPy calls: a call of a few rows is the norm
+                for index in winners.tolist():
+                    self.predicted[index].inc()
+            else:
+                counts = np.bincount(winners, minlength=len(self.predicted))
+                for index in np.flatnonzero(counts).tolist():
+                    self.predicted[index].inc(int(counts[index]))
             observe_many(self.confidence, out.max(axis=1))
         else:
             self.predicted_values.inc(len(out))
