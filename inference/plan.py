@@ -10,6 +10,7 @@ reproduce exactly raises `NotCompilable`; training also checks parity on the hol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,24 @@ class Block:
                     out[:, places] = a - b
             return np.where(np.abs(out) < LARGEST, out, np.nan)
 
+    def _numbers_of_one(self, values: list[float]) -> list[float]:
+        """One row's raw numbers and then its engineered ones, in Python floats: for a lone
+        row NumPy's per-call overhead was most of the work. IEEE double arithmetic either
+        way, so the values are the same (tested)."""
+        numbers = [0.0] * self._count
+        for kind, first, second, places in self._arithmetic or []:
+            for i, j, place in zip(first.tolist(), second.tolist(), places.tolist(),
+                                   strict=True):
+                a, b = values[i], values[j]
+                if kind == "ratio":
+                    value = a / b if b != 0 else math.nan  # NaN / x is NaN, as in NumPy
+                elif kind == "product":
+                    value = a * b
+                else:
+                    value = a - b
+                numbers[place] = value if abs(value) < LARGEST else math.nan
+        return values + numbers
+
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "categorical": self.categorical, "fill": self.fill,
                 "mean": self.mean, "scale": self.scale, "categories": self.categories}
@@ -194,7 +213,12 @@ class FeaturePlan:
             for eng in self.engineered:
                 if eng["kind"] == "bins":
                     columns[eng["name"]] = _engineer(columns, eng)
-            table = np.hstack([raw, self._numbers(raw)]) if self._count else raw
+            if not self._count:
+                table = raw
+            elif rows == 1:
+                table = np.array([self._numbers_of_one(raw[0].tolist())])
+            else:
+                table = np.hstack([raw, self._numbers(raw)])
         parts = [block.apply(table, columns, rows) for block in self.blocks]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 
@@ -213,6 +237,24 @@ class FeaturePlan:
                 else:
                     out[:, places] = a - b
             return np.where(np.abs(out) < LARGEST, out, np.nan)
+
+    def _numbers_of_one(self, values: list[float]) -> list[float]:
+        """One row's raw numbers and then its engineered ones, in Python floats: for a lone
+        row NumPy's per-call overhead was most of the work. IEEE double arithmetic either
+        way, so the values are the same (tested)."""
+        numbers = [0.0] * self._count
+        for kind, first, second, places in self._arithmetic or []:
+            for i, j, place in zip(first.tolist(), second.tolist(), places.tolist(),
+                                   strict=True):
+                a, b = values[i], values[j]
+                if kind == "ratio":
+                    value = a / b if b != 0 else math.nan  # NaN / x is NaN, as in NumPy
+                elif kind == "product":
+                    value = a * b
+                else:
+                    value = a - b
+                numbers[place] = value if abs(value) < LARGEST else math.nan
+        return values + numbers
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categorical": self.categorical,

@@ -34,3 +34,7 @@ def test_engineered_numbers_equal_the_pipelines_bit_for_bit() -> None:
     assert np.array_equal(made, expected, equal_nan=True)
     assert np.array_equal(np.signbit(made), np.signbit(expected))
     assert np.isnan(made).any() and not np.isinf(made).any()
+    for row, numbers in zip(raw, expected, strict=True):  # a lone row: Python floats
+        one = np.array(plan._numbers_of_one(row.tolist()))
+        assert np.array_equal(one, np.concatenate([row, numbers]), equal_nan=True)
+        assert np.array_equal(np.signbit(one), np.signbit(np.concatenate([row, numbers])))
