@@ -23,3 +23,20 @@ def test_ids_made_later_sort_later_and_never_repeat() -> None:
     later = [new_id() for _ in range(5_000)]
     assert max(first) < min(later)  # the text sorts as the time: fixed-width hex
     assert len(set(first + later)) == 10_000
+
+
+def test_a_forked_child_makes_other_ids_than_its_parent() -> None:
+    import os
+
+    new_id()  # the pool is filled in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        os.write(write, ",".join(new_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode().split(",")
+    os.waitpid(pid, 0)
+    parent = [new_id() for _ in range(3)]
+    # Same millisecond or not, the random parts differ: the child did not inherit the pool.
+    assert {c[14:] for c in child}.isdisjoint({p[14:] for p in parent})
