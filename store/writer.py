@@ -1,30 +1,16 @@
 """Batched writes of predictions, off the request path.
 
-`submit()` only appends the record, as it is, to an in-memory buffer (O(1)); it never
-blocks on the database and never raises. A background thread takes up to `batch_size`
-records at a time (or whatever is there after `flush_interval_s`), makes their rows (the
-JSON columns through orjson, the time's text once per time object: a request's records
-share one) and inserts them in one transaction, 100 rows per statement. It makes each
-statement's rows just before running it, so between two statements, which the driver runs
-with the GIL released, it holds the GIL for one chunk's encoding (0.3 to 0.6 ms).
-
-Why there and not in `submit()`: when `submit()` made the row, it cost the request path
-about 12 us of CPU per record (2,500 records/s arriving 25 at a time, 500-record batches),
-the same work the writer thread does in 3 to 4 in its tight loop; moved, the store's CPU
-per record fell from about 25 to 18 us, `submit()`'s from 12 to 2. A record that cannot be
-stored (features that are not JSON, a naive time) is therefore found by the writer thread:
-counted as rejected and logged, the rest of its batch written. One orjson call per batch,
-bound as one JSON parameter and unpacked in SQL with json_each, was measured too and cost
-more in all (15 to 20 against 12 us per record in the writer thread): SQLite's JSON
-parsing costs more than the per-row orjson calls it saves.
-
-While the database is down or slow the thread keeps its batch (and the rows it made) and
-retries with exponential backoff; records keep arriving into the buffer, which holds at
-most `buffer_size` records in all (the batch in hand included); past that, new records are
-dropped and counted. The buffer holds the records' own mappings, not their JSON: a full
-one costs more memory (about 3.8 KB a record of 30 features against 1.1 KB, 38 MB at
-10,000 records). `close()` writes out everything accepted, giving up after a timeout only
-if the database stays down.
+`submit()` turns the record into its row's parameters (the JSON columns through orjson, a
+few microseconds) and appends them to an in-memory buffer; it never blocks on the
+database and never raises. A background thread takes up to `batch_size` rows at a time
+(or whatever is there after `flush_interval_s`) and inserts them in one transaction, 100
+rows per statement. It runs little but the driver, which releases the GIL: Python work
+there competed with the request path for the GIL (the event loop waits for each switch)
+and cost more than the work itself. While the database is down or slow the thread keeps
+its batch and retries with exponential backoff; records keep arriving into the buffer,
+which holds at most `buffer_size` records in all (the batch in hand included); past
+that, new records are dropped and counted. `close()` writes out everything accepted,
+giving up after a timeout only if the database stays down.
 """
 
 from __future__ import annotations
@@ -33,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain
@@ -53,7 +39,6 @@ LOG_EVERY_S = 10.0
 ANSWER_DROPPED_KEYS = frozenset(("model_name", "model_version"))
 # One prediction's INSERT parameters, in InsertStatement.COLUMNS order.
 Row = tuple[Any, ...]
-_NO_TIME = object()  # no time seen yet (None is a time to reject, not to reuse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +85,7 @@ class RateLimitedLog:
 # Rows per INSERT statement: the driver runs one statement per call to the database and,
 # in SQLite's case, hands the GIL back and forth around each one; a multi-row VALUES list
 # makes that once per 100 rows instead of once per row (7 parameters a row: 700 in all,
-# within both databases' limits). The writer thread makes a statement's rows just before
-# it runs, so 100 rows is also the most it encodes while holding the GIL (0.3 to 0.6 ms).
+# within both databases' limits).
 ROWS_PER_STATEMENT = 100
 
 
@@ -173,7 +157,7 @@ class StoreWriter:
         self.on_written = on_written
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._buffer: deque[PredictionRecord] = deque()
+        self._buffer: deque[Row] = deque()
         self._in_hand = 0
         self._lock = threading.Lock()  # counters and the buffer bound; held for O(1) only
         self._wake = threading.Event()
@@ -190,10 +174,17 @@ class StoreWriter:
     # -- the caller's side -------------------------------------------------------------
 
     def submit(self, record: PredictionRecord) -> bool:
-        """Queue one record as it is (O(1): no encoding here); False if it was dropped
-        (buffer full or writer closed). A record that cannot be stored (features that are
-        not JSON, a naive time) is accepted here and rejected, counted and logged by the
-        writer thread. The caller must not change the record's mappings afterwards."""
+        """Queue one record; False if it was dropped (buffer full or writer closed) or
+        rejected (not storable)."""
+        try:
+            row = self._row(record)
+        except Exception:  # e.g. features that are not JSON: this record only
+            with self._lock:
+                self._submitted += 1
+                self._rejected += 1
+            self._error_log.warning("prediction store: malformed record %r", record,
+                                    exc_info=True)
+            return False
         with self._lock:
             self._submitted += 1
             full = len(self._buffer) + self._in_hand >= self.buffer_size
@@ -201,7 +192,7 @@ class StoreWriter:
                 self._dropped += 1
                 dropped = self._dropped
             else:
-                self._buffer.append(record)
+                self._buffer.append(row)
                 dropped = 0
         if dropped:
             if self.on_dropped is not None:
@@ -241,7 +232,7 @@ class StoreWriter:
 
     # -- the writer thread -------------------------------------------------------------
 
-    def _take(self) -> list[PredictionRecord]:
+    def _take(self) -> list[Row]:
         with self._lock:
             batch = [self._buffer.popleft()
                      for _ in range(min(self.batch_size, len(self._buffer)))]
@@ -266,19 +257,16 @@ class StoreWriter:
                     self._in_hand = 0
                 return
 
-    def _write_with_retry(self, records: list[PredictionRecord]) -> None:
-        chunks = [records[start:start + ROWS_PER_STATEMENT]
-                  for start in range(0, len(records), ROWS_PER_STATEMENT)]
-        encoded: list[list[Row]] = []  # the chunks' rows made so far: a retry reuses them
+    def _write_with_retry(self, rows: list[Row]) -> None:
         delay = self.retry_initial_s
         while not self._abort.is_set():
             try:
-                self._insert_chunks(chunks, encoded)
-                self._done(sum(map(len, encoded)), rejected=0)
+                self._insert_rows(rows)
+                self._done(len(rows), rejected=0)
                 return
             except Exception as exc:  # the writer thread must survive anything
                 if not _transient(exc):
-                    self._write_one_by_one(chunks, encoded)
+                    self._write_one_by_one(rows)
                     return
                 with self._lock:
                     self._failed_attempts += 1
@@ -288,71 +276,25 @@ class StoreWriter:
             self._abort.wait(delay)
             delay = min(delay * 2, self.retry_max_s)
 
-    def _encoded(self, chunks: list[list[PredictionRecord]],
-                 encoded: list[list[Row]]) -> Iterator[list[Row]]:
-        """Each chunk's rows, made when first needed (so that the Python work between two
-        statements, which run with the GIL released, is one chunk's) and kept."""
-        for index, chunk in enumerate(chunks):
-            if index == len(encoded):
-                encoded.append(self._rows(chunk))
-            yield encoded[index]
+    def _write_one_by_one(self, rows: list[Row]) -> None:
+        """A batch the database refused for its content: keep the good rows, count the bad."""
+        rejected = 0
+        for row in rows:
+            try:
+                self._insert_rows([row])
+            except (SQLAlchemyError, TypeError, ValueError) as exc:
+                rejected += 1
+                self._error_log.warning("prediction store refused record %s: %s",
+                                        row[0], exc)
+        self._done(len(rows) - rejected, rejected=rejected)
 
-    def _insert_chunks(self, chunks: list[list[PredictionRecord]],
-                       encoded: list[list[Row]]) -> None:
+    def _insert_rows(self, rows: list[Row]) -> None:
         insert = self._insert
         with self.engine.begin() as connection:
-            for rows in self._encoded(chunks, encoded):
-                if rows:
-                    connection.exec_driver_sql(insert.sql(len(rows)),
-                                               tuple(chain.from_iterable(rows)))
-
-    def _write_one_by_one(self, chunks: list[list[PredictionRecord]],
-                          encoded: list[list[Row]]) -> None:
-        """A batch the database refused for its content: keep the good rows, count the bad."""
-        written = rejected = 0
-        for rows in self._encoded(chunks, encoded):
-            for row in rows:
-                try:
-                    with self.engine.begin() as connection:
-                        connection.exec_driver_sql(self._insert.sql(1), row)
-                    written += 1
-                except (SQLAlchemyError, TypeError, ValueError) as exc:
-                    rejected += 1
-                    self._error_log.warning("prediction store refused record %s: %s",
-                                            row[0], exc)
-        self._done(written, rejected=rejected)
-
-    def _rows(self, records: list[PredictionRecord]) -> list[Row]:
-        """The INSERT's parameters (InsertStatement.COLUMNS) of each storable record, made
-        here and not by SQLAlchemy's per-row bind processing: types as the models'
-        (store/coltypes.py), the time through the column type's own bind processor (once
-        per time object: a request's records share one), JSON through the engine's
-        serialiser. A record that cannot be stored is counted, logged and left out."""
-        rows: list[Row] = []
-        bind_time, exclude = self._insert.bind_time, self.exclude
-        at: Any = _NO_TIME
-        bound = None
-        rejected = 0
-        for record in records:
-            try:
-                if record.timestamp is not at:
-                    bound, at = bind_time(record.timestamp), record.timestamp
-                features = record.features  # never changed after submit(): no copy
-                if exclude:
-                    features = {k: v for k, v in features.items() if k not in exclude}
-                answer = record.answer
-                if not ANSWER_DROPPED_KEYS.isdisjoint(answer):
-                    answer = {k: v for k, v in answer.items() if k not in ANSWER_DROPPED_KEYS}
-                rows.append((record.request_id, bound, record.model_name,
-                             record.model_version, record.endpoint, json_dumps(features),
-                             json_dumps(answer)))
-            except Exception:  # e.g. features that are not JSON: this record only
-                rejected += 1
-                self._error_log.warning("prediction store: malformed record %r", record,
-                                        exc_info=True)
-        if rejected:
-            self._done(0, rejected=rejected)
-        return rows
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[start:start + ROWS_PER_STATEMENT]
+                connection.exec_driver_sql(insert.sql(len(chunk)),
+                                           tuple(chain.from_iterable(chunk)))
 
     def _done(self, written: int, *, rejected: int) -> None:
         with self._lock:
@@ -361,3 +303,16 @@ class StoreWriter:
             self._in_hand = max(0, self._in_hand - written - rejected)
         if written and self.on_written is not None:
             self.on_written(written)
+
+    def _row(self, record: PredictionRecord) -> Row:
+        """The INSERT's parameters for one record (InsertStatement.COLUMNS), made here and
+        not by SQLAlchemy's per-row bind processing: types as the models'
+        (store/coltypes.py), the time through the column type's own bind processor, JSON
+        through the engine's serialiser."""
+        features = record.features  # never changed after submit(): no copy unless filtered
+        if self.exclude:
+            features = {k: v for k, v in features.items() if k not in self.exclude}
+        answer = {k: v for k, v in record.answer.items() if k not in ANSWER_DROPPED_KEYS}
+        return (record.request_id, self._insert.bind_time(record.timestamp),
+                record.model_name, record.model_version, record.endpoint,
+                json_dumps(features), json_dumps(answer))

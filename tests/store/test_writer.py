@@ -3,19 +3,17 @@ the caller when the database is unreachable, and counts what it had to drop."""
 
 from __future__ import annotations
 
-import logging
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from store import PredictionRecord, PredictionStore
-from store.engine import json_dumps, make_engine
+from store import PredictionStore
+from store.engine import make_engine
 from store.models import predictions
 from store.writer import ROWS_PER_STATEMENT, sqlite_time
-from tests.store.conftest import T0, record, write_all
+from tests.store.conftest import record, write_all
 
 
 def _count(store: PredictionStore) -> int:
@@ -153,61 +151,3 @@ def test_the_writers_sqlite_time_is_what_the_column_type_binds() -> None:
         assert sqlite_time(value) == bind(value), value  # UTCDateTime's conversion included
     with pytest.raises(ValueError, match="naive"):
         sqlite_time(datetime(2026, 1, 1))
-
-
-def test_submit_accepts_as_it_is_and_the_writer_rejects_what_cannot_be_stored(
-        store: PredictionStore, caplog: pytest.LogCaptureFixture) -> None:
-    # submit() does no encoding: a record that cannot be stored is accepted there, then
-    # counted as rejected and logged by the writer thread; the rest of its batch is written.
-    writer = store.writer(flush_interval_s=60)
-    assert writer.submit(record(1, features={"x": object()}))  # not JSON
-    assert writer.submit(record(2))
-    bad_time = PredictionRecord("req-3", None, "m", "1", "predict", {"x": 3.0}, {})  # type: ignore[arg-type]
-    assert writer.submit(bad_time)
-    assert writer.submit(record(4, answer={"prediction": "yes", "bad": {1, 2}}))
-    assert writer.submit(record(5))
-    with caplog.at_level(logging.WARNING, logger="tabular.store"):
-        stats = writer.close()
-    assert (stats.submitted, stats.written, stats.rejected, stats.pending) == (5, 2, 3, 0)
-    assert _count(store) == 2 and store.get("req-2") and store.get("req-5")
-    assert "malformed record" in caplog.text
-
-
-def test_rows_made_before_a_failed_attempt_are_reused_by_the_retry(tmp_path) -> None:
-    store = PredictionStore.from_url(f"sqlite:///{tmp_path / 'store.db'}")
-    failures = []
-
-    def fail_once(*_args) -> None:
-        if not failures:
-            failures.append(1)
-            raise sqlite3.OperationalError("database is locked")
-
-    sa.event.listen(store.engine, "before_cursor_execute", fail_once)
-    writer = store.writer(flush_interval_s=60, retry_initial_s=0.01)
-    for i in range(ROWS_PER_STATEMENT + 20):
-        writer.submit(record(i, features={"x": object()}) if i == 3 else record(i))
-    stats = writer.close()
-    store.close()
-    assert stats.failed_attempts == 1
-    assert (stats.written, stats.rejected, stats.pending) == (ROWS_PER_STATEMENT + 19, 1, 0)
-
-
-def test_sqlite_stores_orjsons_text_and_the_time_text_of_each_record(tmp_path) -> None:
-    # What the writer stores, byte for byte: the JSON columns as orjson writes them, the
-    # answer without the keys kept in columns of their own, each record's own time (a time
-    # object shared by a request's records, or one of its own).
-    store = PredictionStore.from_url(f"sqlite:///{tmp_path / 'store.db'}")
-    shared = datetime(2026, 11, 23, 7, 0, 0, 123456, tzinfo=UTC)
-    features = {"x": 1.5, "s": "é\n\"q", "n": None, "big": 2**63, "l": [1, {"a": []}]}
-    records = [record(i, at=shared if i % 3 else T0 + timedelta(microseconds=i),
-                      features=features | {"i": i},
-                      answer={"model_name": "m", "model_version": "1", "prediction": i})
-               for i in range(ROWS_PER_STATEMENT + 7)]
-    write_all(store, records, exclude_features=["s"])
-    with store.engine.connect() as connection:
-        stored = connection.exec_driver_sql(
-            "SELECT request_id, timestamp, features, answer FROM predictions ORDER BY id").all()
-    store.close()
-    assert stored == [(r.request_id, sqlite_time(r.timestamp),
-                       json_dumps({k: v for k, v in r.features.items() if k != "s"}),
-                       json_dumps({"prediction": r.answer["prediction"]})) for r in records]
