@@ -26,7 +26,8 @@ def _samples(text: bytes) -> dict[str, float]:
         if line and not line.startswith(b"#") and b"_created" not in line)}
 
 
-@pytest.mark.parametrize("values", [VALUES, VALUES[:1], VALUES[:5], [], list(np.linspace(0, 2, 101))])
+@pytest.mark.parametrize("values", [VALUES, VALUES[:1], VALUES[:5], [],
+                                    list(np.linspace(0, 2, 101))])
 def test_observe_many_matches_observing_one_by_one(values: list[float]) -> None:
     def one_by_one(child) -> None:
         for value in values:
