@@ -88,40 +88,6 @@ class Block:
             offset += len(self.categories[j])
         return out
 
-    def _numbers(self, raw: np.ndarray) -> np.ndarray:
-        """The engineered numbers, a NumPy call per kind instead of several per feature
-        (three ratios of one row took 21 of a one-row call's 60 µs): element by element
-        the operations of contract.features._engineer, so the values are the same."""
-        out = np.empty((raw.shape[0], self._count))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            for kind, first, second, places in self._arithmetic or []:
-                a, b = raw[:, first], raw[:, second]
-                if kind == "ratio":
-                    out[:, places] = a / np.where(b != 0, b, np.nan)
-                elif kind == "product":
-                    out[:, places] = a * b
-                else:
-                    out[:, places] = a - b
-            return np.where(np.abs(out) < LARGEST, out, np.nan)
-
-    def _numbers_of_one(self, values: list[float]) -> list[float]:
-        """One row's raw numbers and then its engineered ones, in Python floats: for a lone
-        row NumPy's per-call overhead was most of the work. IEEE double arithmetic either
-        way, so the values are the same (tested)."""
-        numbers = [0.0] * self._count
-        for kind, first, second, places in self._arithmetic or []:
-            for i, j, place in zip(first.tolist(), second.tolist(), places.tolist(),
-                                   strict=True):
-                a, b = values[i], values[j]
-                if kind == "ratio":
-                    value = a / b if b != 0 else math.nan  # NaN / x is NaN, as in NumPy
-                elif kind == "product":
-                    value = a * b
-                else:
-                    value = a - b
-                numbers[place] = value if abs(value) < LARGEST else math.nan
-        return values + numbers
-
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "categorical": self.categorical, "fill": self.fill,
                 "mean": self.mean, "scale": self.scale, "categories": self.categories}
