@@ -235,8 +235,8 @@ class TabularService:
     @answers_503_when_unavailable
     async def predict_answer(self, record: Any) -> Response:
         # A validated record's fields are its __dict__; the answer, built by our own code in
-        # the answer model's field order, is encoded as it is (as the model would encode it,
-        # tests/service: without the model's construction and dump).
+        # the answer model's field order, is encoded as it is: the bytes the model would
+        # encode (tests/serving/test_answers.py), without constructing and dumping it.
         answer = (await self._score([record.__dict__], "predict"))[0]
         return Response(to_json(answer), media_type="application/json")
 

@@ -6,8 +6,8 @@ and answer everything else on their paths. On its way to the handler, a request 
 went through BentoML's endpoint machinery (its IO descriptor, `inspect.signature` per call,
 the service context, the answer model encoded by BentoML) or, for V2, a second Starlette
 stack, dependency solving and `Request.json()`: a third of a V2 request's CPU, a quarter of
-a `/predict` one's. This middleware, the innermost of the service's own (after load
-shedding, the request guard and request ids), reads the body and
+a `/predict` one's. This middleware (after load shedding, the request guard and request
+ids; before validation metrics, which watch only what it hands on) reads the body and
 decodes and validates it straight from JSON (the route's own `Record` model; for V2 a
 msgspec twin of `InferRequest` that accepts nothing the route refuses), then calls the
 service's handler for it. A body that does not validate goes on to the route, replayed, so

@@ -37,7 +37,6 @@ class ModelScorer:
         self.engine = predictor.engine
         self.classifier = served.spec.is_classifier
         labels = {"model_name": served.name, "model_version": served.version}
-        self.labels = labels
         self.call_seconds = MODEL_CALL_SECONDS.labels(**labels)
         self.call_rows = MODEL_CALL_ROWS.labels(**labels)
         if self.classifier:
