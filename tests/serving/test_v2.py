@@ -65,6 +65,21 @@ def test_n_by_1_tensors_are_flattened() -> None:
     assert errors == [] and [r["age"] for r in records] == [63, 67]
 
 
+def test_nested_values_under_a_flat_shape_are_flattened_as_before() -> None:
+    # Not the usual request (shape [N], flat values): it must take the full checks.
+    age = tensor("age", [[63], [67]], shape=[2], datatype="INT64")
+    records, errors = records_from_inputs(HEART, request(ROWS, age=age), max_records=10)
+    assert errors == [] and [r["age"] for r in records] == [63, 67]
+
+
+def test_a_repeated_input_name_counts_its_last_tensor() -> None:
+    req = request(ROWS)
+    req.inputs.append(InferRequest.model_validate(
+        {"inputs": [tensor("age", [40, 41], datatype="INT64")]}).inputs[0])
+    records, errors = records_from_inputs(HEART, req, max_records=10)
+    assert errors == [] and [r["age"] for r in records] == [40, 41]
+
+
 @pytest.mark.parametrize(("data", "shape"), [
     ([63, 67], [3]),  # the shape says 3 rows, the data has 2
     ([[63, 67]], [1, 2]),  # one row of two values: not a column
