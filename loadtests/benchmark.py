@@ -16,6 +16,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Coroutine
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,14 +109,19 @@ class _Run:
     calls: float = 0.0
 
 
+def _timed(pid: int, load: Coroutine[Any, Any, LoadResult]) -> _Run:
+    """Run `load`; its wall time, the server's CPU seconds and the load generator's."""
+    me = psutil.Process()
+    cpu0, own0, wall0 = tree_cpu_seconds(pid), sum(me.cpu_times()[:2]), time.perf_counter()
+    result = asyncio.run(load)
+    return _Run(result, time.perf_counter() - wall0, tree_cpu_seconds(pid) - cpu0,
+                sum(me.cpu_times()[:2]) - own0)
+
+
 def _run(target: Target, clients: int, seconds: float) -> _Run:
     before = batch_metrics(target.url) if target.batching else (0.0, 0.0)
-    me = psutil.Process()
-    cpu0, own0, wall0 = tree_cpu_seconds(target.pid), sum(me.cpu_times()[:2]), time.perf_counter()
-    result = asyncio.run(closed_loop(target.path, target.bodies, clients, seconds=seconds,
-                                     rows_per_request=target.rows))
-    run = _Run(result, time.perf_counter() - wall0, tree_cpu_seconds(target.pid) - cpu0,
-               sum(me.cpu_times()[:2]) - own0)
+    run = _timed(target.pid, closed_loop(target.path, target.bodies, clients, seconds=seconds,
+                                         rows_per_request=target.rows))
     if target.batching:
         after = batch_metrics(target.url)
         run.rows, run.calls = after[0] - before[0], after[1] - before[1]
@@ -300,11 +306,14 @@ def main(argv: list[str] | None = None) -> int:
             # cap every request that finds no idle connection opens one, and at 2,500 req/s
             # the connection storm (not the service) collapsed the run (17:46 UTC: 10,889
             # connection errors, 23,917 sheds). Waiting for a connection counts as latency.
-            opened = asyncio.run(open_loop(f"{url}/predict", records, rate,
+            # Its CPU too: a request costs the server and the generator more at this rate
+            # than at the closed loop's (fewer requests share each wake-up and model call).
+            opened = _timed(pid, open_loop(f"{url}/predict", records, rate,
                                            config.open_loop_seconds,
                                            connections=config.users))
             rows.append(Row(f"service, open loop at {rate:.0f} req/s "
-                            f"({config.open_loop_fraction:.0%} of max)", opened))
+                            f"({config.open_loop_fraction:.0%} of max)", opened.result,
+                            opened.server_cpu / opened.wall, opened.own_cpu / opened.wall))
             for size in config.batch_payload_rows:
                 bodies = [{"records": (records * (size // len(records) + 1))[:size]}]
                 rows.append(measure(f"batch endpoint, {size} rows", url, pid, bodies,

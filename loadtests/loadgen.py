@@ -189,8 +189,9 @@ async def open_loop(
         for i in range(count):
             offset = i / rate
             delay = start + offset - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Behind schedule it still yields: answers that have arrived are read and timed
+            # now, not after a burst of late sends (that wait would count as the server's).
+            await asyncio.sleep(max(delay, 0.0))
             bucket = int(offset // bucket_s) if bucket_s else None
             task = asyncio.create_task(_send(http, url, requests[i % len(requests)], result,
                                              start + offset, bucket))
