@@ -38,6 +38,8 @@ SCOPE: dict[str, list[str]] = {
     "serving/asgi_body.py": ["serving.asgi_body.*"],
     "serving/batcher.py": ["serving.batcher.*"],
     "serving/answers.py": ["serving.answers.*"],
+    "serving/v2.py": ["serving.v2.*"],
+    "serving/request_ids.py": ["serving.request_ids.*"],
 }
 
 # mutmut's exit codes (mutmut/stats.py): 1 and 3 are kills, 0 a survivor. A timeout (the

@@ -84,6 +84,7 @@ def test_a_repeated_input_name_counts_its_last_tensor() -> None:
     ([63, 67], [3]),  # the shape says 3 rows, the data has 2
     ([[63, 67]], [1, 2]),  # one row of two values: not a column
     ([[63, 1], [67, 1]], [2, 2]),  # two columns in one tensor
+    ([[63], [67]], [2, 2]),  # the shape says two columns, the data has one
 ])
 def test_a_shape_that_does_not_fit_the_data_is_refused(data: list, shape: list[int]) -> None:
     age = tensor("age", data, shape=shape)
@@ -92,6 +93,7 @@ def test_a_shape_that_does_not_fit_the_data_is_refused(data: list, shape: list[i
     assert [(e["loc"], e["type"]) for e in errors] == [(["inputs", "age", "shape"],
                                                          "shape_mismatch")]
     assert str(shape) in errors[0]["msg"]
+    assert errors[0]["msg"].endswith("; use shape [N] (or [N, 1])")
 
 
 def test_unknown_inputs_are_named_with_the_features_to_send() -> None:
@@ -130,6 +132,21 @@ def test_every_tensor_problem_is_reported_at_once() -> None:
                                                  ("inputs", "age", "shape")}
 
 
+def test_tensors_after_an_unknown_or_misshapen_one_are_still_checked() -> None:
+    unknown = tensor("unknown", [1.0, 2.0])
+    req = request(ROWS, age=tensor("age", [63], shape=[2]), sex=tensor("sex", [1], shape=[2]))
+    req.inputs.insert(0, InferRequest.model_validate({"inputs": [unknown]}).inputs[0])
+    _, errors = records_from_inputs(HEART, req, max_records=10)
+    assert [tuple(e["loc"]) for e in errors] == [
+        ("inputs", "unknown"), ("inputs", "age", "shape"), ("inputs", "sex", "shape")]
+
+
+def test_a_request_whose_only_tensor_is_misshapen_gets_its_error() -> None:
+    req = InferRequest.model_validate({"inputs": [tensor("age", [63], shape=[2])]})
+    records, errors = records_from_inputs(HEART, req, max_records=10)
+    assert records == [] and [e["type"] for e in errors] == ["shape_mismatch"]
+
+
 def test_valid_rows_validate_to_the_record_model() -> None:
     records, errors = infer(HEART, HEART_RECORD, request(ROWS))
     assert errors == [] and records == ROWS
@@ -142,6 +159,8 @@ def test_errors_locate_the_input_tensor_and_the_row() -> None:
         (["inputs", "age", 1], "less_than_equal"),
         (["inputs", "chol", 2], "greater_than_equal"),
     ]
+    # Only where and why, never the rejected value (answers and logs carry no input).
+    assert all(set(e) == {"loc", "type", "msg"} and e["msg"] for e in errors)
     assert len(records) == 1  # the route answers 400 for all when any row is invalid
 
 
@@ -211,6 +230,7 @@ def test_requests_outside_the_protocol_are_refused_by_the_request_model(body: di
 def test_metadata_lists_every_feature_and_a_classifiers_outputs() -> None:
     meta = model_metadata(HEART, "heart-disease-classifier", "v3")
     assert meta["name"] == "heart-disease-classifier" and meta["versions"] == ["v3"]
+    assert meta["platform"] == "scikit-learn"
     assert [i["name"] for i in meta["inputs"]] == HEART.feature_names
     assert all(i["shape"] == [-1] for i in meta["inputs"])
     assert meta["outputs"] == [
@@ -241,7 +261,8 @@ def test_zero_rows_are_refused() -> None:
     """Zero-row tensors reached the pipeline, which raised: the route answered 500."""
     empty = [tensor(name, []) for name in HEART.feature_names]
     _records, errors = infer(HEART, HEART_RECORD, InferRequest.model_validate({"inputs": empty}))
-    assert [e["loc"] for e in errors] == [["inputs"]]
+    assert [(e["loc"], e["type"]) for e in errors] == [(["inputs"], "too_short")]
+    assert errors[0]["msg"] == "no rows: send at least one value per input"
 
 
 WIRE_CASES = [
